@@ -1,0 +1,30 @@
+"""Every table of the system; importing this module registers them all on ``Base.metadata``."""
+
+from fits_storage.orm.base import Base, utcnow
+from fits_storage.orm.file import DiskFile, DiskFileReport, File, FullTextHeader, Header
+from fits_storage.orm.queues import (
+    CalCacheQueue,
+    ExportQueue,
+    IngestQueue,
+    PreviewQueue,
+    QueueEntryMixin,
+    UploadQueue,
+)
+from fits_storage.orm.upload import FileUploadLog
+
+__all__ = [
+    "Base",
+    "CalCacheQueue",
+    "DiskFile",
+    "DiskFileReport",
+    "ExportQueue",
+    "File",
+    "FileUploadLog",
+    "FullTextHeader",
+    "Header",
+    "IngestQueue",
+    "PreviewQueue",
+    "QueueEntryMixin",
+    "UploadQueue",
+    "utcnow",
+]

@@ -1,0 +1,82 @@
+"""One table per queue (``ingestqueue``, ``exportqueue``, ...), all with the same core columns.
+
+The partial indexes are what keep the queue fast and correct with millions of finished and
+failed rows: claiming reads only waiting rows in sort order, the in-progress check reads only
+in-progress rows, and the database itself refuses a second *waiting* entry for the same file.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import Boolean, DateTime, Index, Integer, String, Text, text
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
+
+from fits_storage.orm.base import Base, BigIntPK, utcnow
+
+
+def _partial(status: str) -> dict[str, Any]:
+    clause = text(f"status = '{status}'")
+    return {"sqlite_where": clause, "postgresql_where": clause}
+
+
+class QueueEntryMixin:
+    """Columns every queue table has. ``key_columns`` name one file's identity in the queue."""
+
+    key_columns: ClassVar[tuple[str, ...]] = ("filename", "path")
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    path: Mapped[str] = mapped_column(Text, default="")
+    sortkey: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), default="waiting")
+    added: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    after: Mapped[datetime | None] = mapped_column(DateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker: Mapped[str | None] = mapped_column(String(255))
+    host: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[int | None] = mapped_column(Integer)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    heartbeat: Mapped[datetime | None] = mapped_column(DateTime)
+    failed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+    traceback: Mapped[str | None] = mapped_column(Text)
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:  # noqa: N805
+        name = cls.__tablename__  # type: ignore[attr-defined]
+        return (
+            Index(f"uq_{name}_waiting", *cls.key_columns, unique=True, **_partial("waiting")),
+            Index(f"ix_{name}_claim", "sortkey", "id", **_partial("waiting")),
+            Index(f"ix_{name}_in_progress", "filename", "heartbeat", **_partial("in_progress")),
+            Index(f"ix_{name}_failed", "filename", **_partial("failed")),
+        )
+
+
+class IngestQueue(QueueEntryMixin, Base):
+    __tablename__ = "ingestqueue"
+
+    force: Mapped[bool] = mapped_column(Boolean, default=False)
+    force_md5: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ExportQueue(QueueEntryMixin, Base):
+    __tablename__ = "exportqueue"
+    key_columns = ("filename", "path", "destination")
+
+    destination: Mapped[str] = mapped_column(Text, default="")
+
+
+class PreviewQueue(QueueEntryMixin, Base):
+    __tablename__ = "previewqueue"
+
+
+class CalCacheQueue(QueueEntryMixin, Base):
+    __tablename__ = "calcachequeue"
+
+
+class UploadQueue(QueueEntryMixin, Base):
+    """Uploads received by the archive, waiting to be moved into the data store."""
+
+    __tablename__ = "uploadqueue"

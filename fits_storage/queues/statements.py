@@ -1,0 +1,221 @@
+"""Every statement of the queue protocol, in one place, so the protocol can be reviewed at once.
+
+Each builder takes the queue's table and returns a Core statement with named bind parameters;
+builders are cached, so SQLAlchemy's compiled-statement cache is hit on every call.
+
+Fencing: a claim increments ``attempts`` and records ``worker``; every later change to a
+claimed entry (complete, fail, retry, release, heartbeat) is conditioned on ``id``, ``status``,
+``worker`` and ``attempts`` all still matching, so a worker whose lease expired and whose entry
+was handed to another worker can no longer touch it.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from sqlalchemy import (
+    Delete,
+    Insert,
+    Select,
+    Table,
+    Update,
+    and_,
+    bindparam,
+    delete,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+from fits_storage.queues.status import Status
+
+
+def _fence(table: Table):  # type: ignore[no-untyped-def]
+    return and_(
+        table.c.id == bindparam("fence_id"),
+        table.c.status == Status.IN_PROGRESS.value,
+        table.c.worker == bindparam("fence_worker"),
+        table.c.attempts == bindparam("fence_attempts"),
+    )
+
+
+def insert_entries(table: Table, dialect: str, rows: list[dict]) -> Insert:
+    """Bulk add; rows that would duplicate a waiting entry are silently dropped by the database.
+
+    ``RETURNING id`` reports only the rows really inserted, so its length is the count of new
+    entries.
+    """
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(table).values(rows).on_conflict_do_nothing().returning(table.c.id)
+
+
+@cache
+def claim_waiting(table: Table, exclusive: tuple[str, ...], skip_locked: bool) -> Update:
+    """Take the newest ready waiting entry whose file is not already in progress.
+
+    One statement: the row is chosen, locked (PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so
+    concurrent claimers pass over each other's rows instead of queueing; SQLite: the whole
+    transaction holds the write lock from ``BEGIN IMMEDIATE``) and marked as leased.
+    """
+    q = table.alias("q")
+    busy = table.alias("busy")
+    blocked = (
+        select(literal(1))
+        .where(busy.c.status == Status.IN_PROGRESS.value)
+        .where(*(busy.c[col] == q.c[col] for col in exclusive))
+        .exists()
+    )
+    candidate = (
+        select(q.c.id)
+        .where(q.c.status == Status.WAITING.value)
+        .where(or_(q.c.after.is_(None), q.c.after <= bindparam("now")))
+        .where(~blocked)
+        .order_by(q.c.sortkey.desc(), q.c.id.desc())
+        .limit(1)
+    )
+    if skip_locked:
+        candidate = candidate.with_for_update(skip_locked=True, of=q)
+    return _lease(table, table.c.id == candidate.scalar_subquery())
+
+
+@cache
+def claim_stale(table: Table, skip_locked: bool) -> Update:
+    """Take over one entry whose worker stopped heartbeating (crashed, killed, cut off)."""
+    s = table.alias("s")
+    candidate = (
+        select(s.c.id)
+        .where(s.c.status == Status.IN_PROGRESS.value)
+        .where(s.c.heartbeat < bindparam("stale_before"))
+        .where(s.c.attempts < bindparam("max_attempts"))
+        .order_by(s.c.heartbeat)
+        .limit(1)
+    )
+    if skip_locked:
+        candidate = candidate.with_for_update(skip_locked=True, of=s)
+    return _lease(table, table.c.id == candidate.scalar_subquery())
+
+
+def _lease(table: Table, where) -> Update:  # type: ignore[no-untyped-def]
+    return (
+        update(table)
+        .where(where)
+        .values(
+            status=Status.IN_PROGRESS.value,
+            worker=bindparam("worker"),
+            host=bindparam("host"),
+            pid=bindparam("pid"),
+            claimed_at=bindparam("now"),
+            heartbeat=bindparam("now"),
+            attempts=table.c.attempts + 1,
+        )
+        .returning(*table.c)
+    )
+
+
+@cache
+def fail_abandoned(table: Table) -> Update:
+    """Entries whose workers died holding them ``max_attempts`` times: stop handing them out."""
+    return (
+        update(table)
+        .where(table.c.status == Status.IN_PROGRESS.value)
+        .where(table.c.heartbeat < bindparam("stale_before"))
+        .where(table.c.attempts >= bindparam("max_attempts"))
+        .values(
+            status=Status.FAILED.value,
+            failed_at=bindparam("now"),
+            error=bindparam("error"),
+            traceback=null(),
+        )
+    )
+
+
+@cache
+def notify() -> Select:
+    """Wake listening workers (PostgreSQL); delivered when the adding transaction commits."""
+    return select(func.pg_notify(bindparam("channel"), ""))
+
+
+@cache
+def complete(table: Table) -> Delete:
+    return delete(table).where(_fence(table))
+
+
+@cache
+def delete_failed(table: Table, key: tuple[str, ...]) -> Delete:
+    """A success for a file removes its earlier failures."""
+    return (
+        delete(table)
+        .where(table.c.status == Status.FAILED.value)
+        .where(*(table.c[col] == bindparam(f"key_{col}") for col in key))
+    )
+
+
+@cache
+def fail(table: Table) -> Update:
+    return (
+        update(table)
+        .where(_fence(table))
+        .values(
+            status=Status.FAILED.value,
+            failed_at=bindparam("now"),
+            error=bindparam("error"),
+            traceback=bindparam("tb"),
+        )
+    )
+
+
+@cache
+def requeue(table: Table, key: tuple[str, ...]) -> Update:
+    """Put a claimed entry back to waiting (retry later, or release on shutdown).
+
+    Skipped when the file was re-added while in progress: that waiting entry covers it, and a
+    second waiting entry is what the unique index forbids.
+    """
+    other = table.alias("other")
+    duplicate = (
+        select(literal(1))
+        .where(other.c.status == Status.WAITING.value)
+        .where(*(other.c[col] == table.c[col] for col in key))
+        .exists()
+    )
+    return (
+        update(table)
+        .where(_fence(table))
+        .where(~duplicate)
+        .values(
+            status=Status.WAITING.value,
+            after=bindparam("after"),
+            attempts=bindparam("next_attempts"),
+            error=bindparam("error"),
+            traceback=bindparam("tb"),
+            worker=null(),
+            host=null(),
+            pid=null(),
+            heartbeat=null(),
+        )
+    )
+
+
+@cache
+def heartbeat(table: Table) -> Update:
+    return update(table).where(_fence(table)).values(heartbeat=bindparam("now"))
+
+
+@cache
+def counts(table: Table) -> Select:
+    """One grouped scan per queue: the figures a status page shows."""
+    return select(table.c.status, func.count(), func.min(table.c.added)).group_by(table.c.status)
+
+
+@cache
+def list_entries(table: Table) -> Select:
+    return (
+        select(table)
+        .where(table.c.status == bindparam("status"))
+        .order_by(table.c.sortkey.desc(), table.c.id.desc())
+        .limit(bindparam("limit"))
+    )
