@@ -1,0 +1,74 @@
+"""Waking idle workers as soon as work is added.
+
+PostgreSQL: one dedicated autocommit connection LISTENs on the queue's channel; ``Queue.add``
+sends NOTIFY in the adding transaction. The connection is re-established after any loss (and
+the caller is told to look at the queue, since a notification may have been missed meanwhile).
+SQLite, or when LISTEN is unavailable: plain polling every ``poll_seconds``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+log = logging.getLogger(__name__)
+
+
+def psycopg_conninfo(url: str) -> str:
+    """The libpq URI of a SQLAlchemy PostgreSQL URL (any driver name)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class Waker:
+    """``wait(timeout)`` returns when work may have been added, or after ``timeout``."""
+
+    def __init__(self, database_url: str, channel: str, stopping: threading.Event | None = None):
+        self.channel = channel
+        self.stopping = stopping or threading.Event()
+        backend = make_url(database_url).get_backend_name()
+        self.conninfo = psycopg_conninfo(database_url) if backend == "postgresql" else None
+        self.conn: psycopg.Connection | None = None
+
+    def _connect(self) -> None:
+        assert self.conninfo is not None
+        conn = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=10)
+        conn.execute(f'LISTEN "{self.channel}"')
+        self.conn = conn
+
+    def wait(self, timeout: float) -> bool:
+        """True if notified (or if notifications may have been missed); False on timeout."""
+        if self.conninfo is None:
+            self.stopping.wait(timeout)
+            return False
+        if self.conn is None or self.conn.closed:
+            try:
+                self._connect()
+            except psycopg.Error as exc:
+                log.warning("cannot LISTEN for new work (%s); polling", exc)
+                self.stopping.wait(timeout)
+                return False
+            return True  # anything added while we were not listening must be looked at
+        try:
+            notified = False
+            for _ in self.conn.notifies(timeout=timeout, stop_after=1):
+                notified = True
+            if notified:  # drain the rest of a burst without waiting
+                for _ in self.conn.notifies(timeout=0):
+                    pass
+            return notified
+        except psycopg.Error as exc:
+            log.warning("lost the LISTEN connection (%s); reconnecting", exc)
+            self.close()
+            self.stopping.wait(min(timeout, 1.0))
+            return True
+
+    def close(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except psycopg.Error:
+                pass
+            self.conn = None

@@ -1,0 +1,175 @@
+"""The daemon runner every long-running command shares.
+
+It owns what the system we replace repeated in every script: the common options, the instance
+lock, logging, ``--demon``, signal handling and systemd notification. A command supplies a body
+that loops until ``daemon.stopping`` is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from fits_storage.config import Config, ConfigError, get_config
+from fits_storage.db.engine import make_engine, make_session_factory
+from fits_storage.service.lock import AlreadyRunning, InstanceLock
+from fits_storage.service.logs import setup_logging
+from fits_storage.service.sdnotify import SystemdNotifier
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+@dataclass
+class Daemon:
+    """What a running service instance has: its options, configuration, database and stop flag."""
+
+    command: str
+    name: str
+    args: argparse.Namespace
+    config: Config
+    logger: logging.Logger
+    engine: Engine
+    session_factory: sessionmaker[Session]
+    notifier: SystemdNotifier = field(default_factory=SystemdNotifier)
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    def sleep(self, seconds: float) -> bool:
+        """Sleep unless asked to stop (keeping the systemd watchdog fed); False if stopping."""
+        deadline = seconds
+        step = self.notifier.watchdog_interval or seconds
+        while deadline > 0 and not self.stopping.is_set():
+            self.notifier.watchdog()
+            chunk = min(step / 2 if step else deadline, deadline)
+            if self.stopping.wait(chunk):
+                break
+            deadline -= chunk
+        return not self.stopping.is_set()
+
+
+def base_parser(command: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=command, description=description)
+    parser.add_argument(
+        "--name",
+        default="default",
+        help="instance name, used in the log file (<command>-<name>.log in log_dir), the lock "
+        "file and as the worker name recorded on claimed queue entries (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--lockfile",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="PATH",
+        help="hold an exclusive lock so only one copy of this instance runs; without PATH the "
+        "lock is <lockfile_dir>/<command>-<name>.lock",
+    )
+    parser.add_argument(
+        "--demon", action="store_true", help="run as a background daemon; log to the log file only"
+    )
+    parser.add_argument("--debug", action="store_true", help="log at DEBUG level")
+    return parser
+
+
+def run_daemon(
+    command: str,
+    description: str,
+    body: Callable[[Daemon], int | None],
+    *,
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+    argv: list[str] | None = None,
+) -> int:
+    """Parse options, take the lock, set up logging and signals, then run ``body``."""
+    parser = base_parser(command, description)
+    if add_arguments:
+        add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        config = get_config()
+    except ConfigError as exc:
+        print(f"{command}: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    lock = None
+    if args.lockfile:
+        path = (
+            config.lockfile_dir / f"{command}-{args.name}.lock"
+            if args.lockfile is True
+            else Path(args.lockfile)
+        )
+        lock = InstanceLock(path)
+        try:
+            lock.acquire()
+        except AlreadyRunning as exc:
+            print(f"{command}: not starting: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
+
+    handlers = setup_logging(
+        config.log_dir, command, args.name, debug=args.debug, console=not args.demon
+    )
+    logger = logging.getLogger(command)
+    if args.demon:
+        _daemonize(handlers, lock)
+
+    engine = make_engine(config.database_url)
+    daemon = Daemon(command, args.name, args, config, logger, engine, make_session_factory(engine))
+    _install_signal_handlers(daemon)
+    logger.info(
+        "starting (config from %s; database %s)",
+        ", ".join(config.sources) or "defaults and environment",
+        engine.url,
+    )
+    try:
+        result = body(daemon)
+    except Exception:
+        logger.exception("stopping on an unexpected error")
+        return EXIT_FAILURE
+    finally:
+        daemon.notifier.stopping()
+        engine.dispose()
+        if lock:
+            lock.release()
+    logger.info("stopped")
+    return EXIT_OK if result is None else result
+
+
+def _daemonize(handlers: list[logging.Handler], lock: InstanceLock | None) -> None:
+    import daemon as python_daemon  # python-daemon
+
+    keep: list[Any] = [getattr(h, "stream", None) for h in handlers]
+    if lock and lock.fd is not None:
+        keep.append(lock.fd)
+    context = python_daemon.DaemonContext(
+        files_preserve=[k for k in keep if k is not None],
+        signal_map={},
+        working_directory="/",
+        umask=0o022,
+    )
+    context.open()
+    if lock:
+        lock.rewrite_pid()
+
+
+def _install_signal_handlers(daemon: Daemon) -> None:
+    def stop(signum: int, _frame: Any) -> None:
+        daemon.logger.info(
+            "%s received: stopping after the item in hand", signal.Signals(signum).name
+        )
+        daemon.stopping.set()
+        # A second signal acts at once (the lease mechanism recovers any item in hand).
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)

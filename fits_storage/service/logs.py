@@ -1,0 +1,35 @@
+"""Logging for a service instance: one file per instance, the instance name on every line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+FORMAT = "%(asctime)s %(process)d:%(name)s:%(lineno)d %(levelname)s [{instance}] %(message)s"
+
+
+def setup_logging(
+    log_dir: Path, command: str, instance: str, *, debug: bool, console: bool
+) -> list[logging.Handler]:
+    """Log to ``<log_dir>/<command>-<instance>.log`` (and stderr unless daemonized).
+
+    Returns the handlers, whose streams a daemon must keep open.
+    """
+    log_dir.mkdir(parents=True, exist_ok=True)
+    formatter = logging.Formatter(FORMAT.format(instance=f"{command}-{instance}"))
+    handlers: list[logging.Handler] = [
+        logging.FileHandler(log_dir / f"{command}-{instance}.log", encoding="utf-8")
+    ]
+    if console:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    for noisy in ("sqlalchemy", "botocore", "boto3", "urllib3", "s3transfer", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return handlers

@@ -1,0 +1,256 @@
+"""The queue worker loop shared by every ``service_*_queue`` command.
+
+A worker is the queue engine + one work function + this loop. The loop claims an entry, keeps
+its lease alive from a heartbeat thread while the work runs, then records the outcome:
+
+* the work returns: the entry is completed in the same transaction as the work's own writes;
+* it raises ``TransientError``: retried later with backoff (until ``queue_max_attempts``);
+* it raises anything else: failed, with a one-line error and the full traceback kept;
+* the database goes away: the entry is handed back (or, failing that, its lease simply
+  expires) and the loop retries the connection with backoff instead of crash-looping.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from fits_storage.config import Config
+from fits_storage.queues import Entry, Queue, TransientError, Worker, get_queue
+from fits_storage.queues.engine import Backoff
+from fits_storage.queues.notify import Waker
+from fits_storage.service.daemon import Daemon, run_daemon
+
+DB_RETRY = Backoff(base_seconds=1.0, cap_seconds=60.0)
+
+
+@dataclass
+class WorkContext:
+    """What a work function may use besides its session and entry."""
+
+    daemon: Daemon
+    worker: Worker
+    _queues: dict[str, Queue] = field(default_factory=dict)
+
+    @property
+    def config(self) -> Config:
+        return self.daemon.config
+
+    @property
+    def logger(self) -> logging.Logger:
+        return self.daemon.logger
+
+    @property
+    def args(self) -> argparse.Namespace:
+        return self.daemon.args
+
+    @property
+    def stopping(self) -> threading.Event:
+        return self.daemon.stopping
+
+    @property
+    def session_factory(self) -> sessionmaker[Session]:
+        return self.daemon.session_factory
+
+    def queue(self, name: str) -> Queue:
+        if name not in self._queues:
+            self._queues[name] = get_queue(name, self.config)
+        return self._queues[name]
+
+
+WorkFunction = Callable[[Session, Entry, WorkContext], None]
+
+
+def is_database_lost(exc: BaseException) -> bool:
+    """Connection-level trouble (server gone, connection cut, SQLite busy beyond the timeout)."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    message = text[0] if text else ""
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def run_queue_service(
+    command: str,
+    queue_name: str,
+    work: WorkFunction,
+    *,
+    description: str,
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+    argv: list[str] | None = None,
+) -> int:
+    """The whole life of a ``service_*_queue`` command."""
+
+    def arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--empty", action="store_true", help="exit when the queue has nothing ready to process"
+        )
+        parser.add_argument("--oneshot", action="store_true", help="process one entry, then exit")
+        if add_arguments:
+            add_arguments(parser)
+
+    def body(daemon: Daemon) -> int | None:
+        return QueueLoop(daemon, get_queue(queue_name, daemon.config), work).run()
+
+    return run_daemon(command, description, body, add_arguments=arguments, argv=argv)
+
+
+class QueueLoop:
+    def __init__(self, daemon: Daemon, queue: Queue, work: WorkFunction) -> None:
+        self.daemon = daemon
+        self.queue = queue
+        self.work = work
+        self.log = daemon.logger
+        self.worker = Worker(f"{daemon.command}-{daemon.name}")
+        self.context = WorkContext(daemon, self.worker)
+        self.waker = Waker(daemon.config.database_url, queue.channel, daemon.stopping)
+
+    def run(self) -> int | None:
+        daemon, args = self.daemon, self.daemon.args
+        daemon.notifier.ready()
+        failures = 0
+        try:
+            while not daemon.stopping.is_set():
+                daemon.notifier.watchdog()
+                try:
+                    entry = self._claim()
+                except Exception as exc:
+                    if not is_database_lost(exc):
+                        raise
+                    failures += 1
+                    delay = DB_RETRY.delay(failures)
+                    self.log.warning(
+                        "database unavailable (%s); retrying in %.1fs", one_line(exc), delay
+                    )
+                    daemon.sleep(delay)
+                    continue
+                if failures:
+                    self.log.info("database connection restored")
+                    failures = 0
+                if entry is None:
+                    if args.empty:
+                        self.log.info("nothing on the %s queue: exiting (--empty)", self.queue.name)
+                        break
+                    self.log.debug("nothing on the %s queue; waiting", self.queue.name)
+                    self.waker.wait(daemon.config.queue_poll_seconds)
+                    continue
+                self.process(entry)
+                if args.oneshot:
+                    break
+        finally:
+            self.waker.close()
+        return None
+
+    def _claim(self) -> Entry | None:
+        with self.daemon.session_factory() as session:
+            entry = self.queue.claim(session, self.worker)
+            session.commit()
+            return entry
+
+    def process(self, entry: Entry) -> None:
+        label = f"{entry.path}/{entry.filename}" if entry.path else entry.filename
+        self.log.info("processing %s (attempt %d)", label, entry.attempts)
+        heartbeat = Heartbeat(self.queue, entry, self.daemon, self.queue.lease_seconds / 3)
+        heartbeat.start()
+        try:
+            self._run_work(entry, label)
+        except Exception as exc:
+            if not is_database_lost(exc):
+                raise
+            self.log.warning(
+                "database lost while processing %s (%s); handing it back", label, one_line(exc)
+            )
+            self._release(entry)
+        finally:
+            heartbeat.stop()
+
+    def _run_work(self, entry: Entry, label: str) -> None:
+        with self.daemon.session_factory() as session:
+            try:
+                self.work(session, entry, self.context)
+            except TransientError as exc:
+                session.rollback()
+                retried = self.queue.retry(
+                    session,
+                    entry,
+                    one_line(exc),
+                    traceback.format_exc(),
+                    delay=exc.delay,
+                    counts=exc.counts,
+                )
+                session.commit()
+                if retried:
+                    self.log.warning("%s: %s (will retry)", label, exc)
+                else:
+                    self.log.error("%s: %s (attempts exhausted: failed)", label, exc)
+                return
+            except Exception as exc:
+                if is_database_lost(exc):
+                    raise
+                session.rollback()
+                self.queue.fail(session, entry, one_line(exc), traceback.format_exc())
+                session.commit()
+                self.log.error("%s failed: %s", label, one_line(exc))
+                return
+            if self.queue.complete(session, entry):
+                session.commit()
+            else:
+                session.rollback()
+                self.log.warning(
+                    "%s: lease lost while processing (another worker took it "
+                    "over); this pass was discarded",
+                    label,
+                )
+
+    def _release(self, entry: Entry) -> None:
+        """Hand an entry back after a database outage; if that fails too, its lease expires."""
+        for attempt in range(1, 4):
+            try:
+                with self.daemon.session_factory() as session:
+                    self.queue.release(session, entry)
+                    session.commit()
+                return
+            except Exception as exc:
+                if not is_database_lost(exc):
+                    raise
+                if not self.daemon.sleep(DB_RETRY.delay(attempt)):
+                    return
+
+
+class Heartbeat(threading.Thread):
+    """Keeps a claimed entry's lease alive while the work runs (and feeds systemd's watchdog)."""
+
+    def __init__(self, queue: Queue, entry: Entry, daemon: Daemon, interval: float) -> None:
+        super().__init__(name=f"heartbeat-{entry.id}", daemon=True)
+        self.queue, self.entry, self.daemon = queue, entry, daemon
+        self.interval = max(0.05, interval)
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.interval):
+            self.daemon.notifier.watchdog()
+            try:
+                with self.daemon.session_factory() as session:
+                    alive = self.queue.heartbeat(session, self.entry)
+                    session.commit()
+            except Exception as exc:  # noqa: BLE001 - keep trying; the lease may still hold
+                self.daemon.logger.warning("heartbeat failed: %s", one_line(exc))
+                continue
+            if not alive:
+                self.daemon.logger.warning("lease on %s lost", self.entry.filename)
+                return
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=10)

@@ -1,0 +1,42 @@
+"""A real queue worker process for the engine's concurrency and crash tests.
+
+Its work records the entry in the table ``processed`` inside the same transaction that
+completes the entry, so a test can check the exact multiset of effects. ``TEST_WORK_SECONDS``
+makes each item take up to that long (randomly), to widen the windows a kill can hit.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+import time
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from fits_storage.queues import Entry
+from fits_storage.service.worker import WorkContext, run_queue_service
+
+CREATE = "CREATE TABLE IF NOT EXISTS processed (filename VARCHAR(255), worker VARCHAR(255))"
+
+
+def work(session: Session, entry: Entry, context: WorkContext) -> None:
+    seconds = float(os.environ.get("TEST_WORK_SECONDS", "0"))
+    if seconds:
+        time.sleep(random.uniform(0, seconds))
+    session.execute(
+        text("INSERT INTO processed (filename, worker) VALUES (:f, :w)"),
+        {"f": entry.filename, "w": context.worker.name},
+    )
+
+
+def main() -> int:
+    queue = os.environ.get("TEST_QUEUE", "preview")
+    return run_queue_service(
+        "recording_worker", queue, work, description=__doc__, argv=sys.argv[1:]
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
