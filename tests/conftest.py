@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -52,13 +53,9 @@ def pg_schema_url(schema: str) -> str:
     return f"{PG_URL}{separator}options=-csearch_path%3D{schema}"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database URL at the current schema, on each backend."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'fits_storage.db'}"
-        yield _migrated(url)
-        return
+@contextmanager
+def postgresql_schema() -> Iterator[str]:
+    """A fresh schema on the test PostgreSQL, migrated; yields its URL and drops it after."""
     require_postgresql()
     schema = f"test_{uuid.uuid4().hex[:12]}"
     admin = make_engine(PG_URL)
@@ -70,6 +67,23 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         with admin.begin() as conn:
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database URL at the current schema, on each backend."""
+    if request.param == "sqlite":
+        yield _migrated(f"sqlite:///{tmp_path / 'fits_storage.db'}")
+        return
+    with postgresql_schema() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_db_url() -> Iterator[str]:
+    """For tests of PostgreSQL-only behaviour (a server connection to cut, LISTEN/NOTIFY)."""
+    with postgresql_schema() as url:
+        yield url
 
 
 def _migrated(url: str) -> str:

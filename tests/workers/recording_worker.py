@@ -24,7 +24,7 @@ CREATE = "CREATE TABLE IF NOT EXISTS processed (filename VARCHAR(255), worker VA
 def work(session: Session, entry: Entry, context: WorkContext) -> None:
     seconds = float(os.environ.get("TEST_WORK_SECONDS", "0"))
     if seconds:
-        time.sleep(random.uniform(0, seconds))
+        time.sleep(seconds if os.environ.get("TEST_WORK_FIXED") else random.uniform(0, seconds))
     session.execute(
         text("INSERT INTO processed (filename, worker) VALUES (:f, :w)"),
         {"f": entry.filename, "w": context.worker.name},

@@ -1,0 +1,53 @@
+"""Starting and stopping real worker processes in tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from fits_storage.config import Config
+from tests.conftest import config_environ
+
+ROOT = Path(__file__).resolve().parent.parent
+RECORDING_WORKER = ROOT / "tests" / "workers" / "recording_worker.py"
+
+
+def environ_for(config: Config, **extra: str) -> dict[str, str]:
+    env = config_environ(config)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+def start_recording_worker(
+    config: Config, name: str, *args: str, **extra_env: str
+) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(RECORDING_WORKER), "--name", name, *args],
+        env=environ_for(config, **extra_env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str, step: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def stop(process: subprocess.Popen, timeout: float = 15) -> int:
+    if process.poll() is None:
+        process.terminate()
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()

@@ -1,0 +1,121 @@
+"""The daemon runner shared by every service command, exercised through real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import Engine, text
+
+from fits_storage.config import Config
+from fits_storage.db.engine import make_session_factory
+from fits_storage.queues import get_queue
+from tests.processes import RECORDING_WORKER, environ_for, start_recording_worker, wait_for
+from tests.workers.recording_worker import CREATE
+
+
+def fill(engine: Engine, config: Config, names: list[str]) -> None:
+    with make_session_factory(engine)() as session:
+        session.execute(text(CREATE))
+        get_queue("preview", config).add_many(session, [{"filename": n} for n in names])
+        session.commit()
+
+
+def done(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return [r[0] for r in conn.execute(text("SELECT filename FROM processed"))]
+
+
+def in_progress(engine: Engine, config: Config) -> int:
+    with make_session_factory(engine)() as session:
+        return get_queue("preview", config).counts(session).in_progress
+
+
+def test_oneshot_processes_one_entry_and_logs_per_instance(engine: Engine, config: Config) -> None:
+    fill(engine, config, ["N20251123S0001.fits", "N20251123S0002.fits"])
+    worker = start_recording_worker(config, "one", "--oneshot")
+    assert worker.wait(30) == 0
+    assert done(engine) == ["N20251123S0002.fits"]  # newest first
+    log = (config.log_dir / "recording_worker-one.log").read_text()
+    lines = [line for line in log.splitlines() if line.strip()]
+    assert lines and all("[recording_worker-one]" in line for line in lines)
+    assert "processing N20251123S0002.fits" in log
+
+
+def test_lockfile_keeps_a_second_copy_out(engine: Engine, config: Config) -> None:
+    fill(engine, config, [])
+    first = start_recording_worker(config, "locked", "--lockfile")
+    try:
+        lock = config.lockfile_dir / "recording_worker-locked.lock"
+        wait_for(
+            lambda: lock.exists() and lock.read_text().strip() == str(first.pid),
+            20,
+            "the lock file",
+        )
+        second = start_recording_worker(config, "locked", "--lockfile", "--empty")
+        assert second.wait(20) == 1
+        assert "locked by another process" in second.stderr.read().decode()
+    finally:
+        first.terminate()
+        assert first.wait(20) == 0
+    # A killed holder leaves the file behind, but not the lock.
+    third = start_recording_worker(config, "locked", "--lockfile", "--empty")
+    assert third.wait(20) == 0
+
+
+def test_sigterm_stops_after_the_item_in_hand(engine: Engine, config: Config) -> None:
+    fill(engine, config, ["N20251123S0004.fits", "N20251123S0003.fits"])
+    worker = start_recording_worker(config, "term", TEST_WORK_SECONDS="3", TEST_WORK_FIXED="1")
+    wait_for(lambda: in_progress(engine, config) == 1, 20, "an item in progress")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(20) == 0
+    assert in_progress(engine, config) == 0  # finished, not abandoned half-done
+    assert done(engine) == ["N20251123S0004.fits"]  # and nothing more taken after the signal
+    assert "SIGTERM received" in (config.log_dir / "recording_worker-term.log").read_text()
+
+
+def test_bad_configuration_is_reported_by_key_with_exit_status_2(config: Config) -> None:
+    env = environ_for(config, FITS_STORAGE_QUEUE_MAX_ATTEMPTS="lots")
+    result = subprocess.run(
+        [sys.executable, str(RECORDING_WORKER), "--empty"], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert "queue_max_attempts" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_systemd_ready_notification(tmp_path: Path, engine: Engine, config: Config) -> None:
+    fill(engine, config, [])
+    address = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(address)
+        sock.settimeout(20)
+        worker = start_recording_worker(
+            config, "sd", "--empty", NOTIFY_SOCKET=address, WATCHDOG_USEC="2000000"
+        )
+        messages = set()
+        while "READY=1" not in messages:
+            messages.add(sock.recv(256).decode())
+        assert worker.wait(20) == 0
+        while True:
+            try:
+                sock.settimeout(0.5)
+                messages.add(sock.recv(256).decode())
+            except TimeoutError:
+                break
+    assert "STOPPING=1" in messages
+
+
+def test_help_names_the_common_options() -> None:
+    result = subprocess.run(
+        [sys.executable, str(RECORDING_WORKER), "--help"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )
+    assert result.returncode == 0
+    for option in ("--name", "--lockfile", "--demon", "--debug", "--empty", "--oneshot"):
+        assert option in result.stdout
