@@ -87,7 +87,8 @@ def test_worker_recovers_from_terminated_connection(tmp_path, pg_db_url: str) ->
     engine = make_engine(db_url)
     app = f"fsworker_{random.randrange(10**9)}"
     worker_url = f"{db_url}&application_name={app}"
-    config = make_test_config(tmp_path, worker_url)
+    # Polling every 30 s: work done sooner proves LISTEN was re-established after the cut.
+    config = make_test_config(tmp_path, worker_url, queue_poll_seconds="30")
     prepare(engine, config, 5)
     worker = start_recording_worker(config, "cut")
     try:
@@ -107,7 +108,7 @@ def test_worker_recovers_from_terminated_connection(tmp_path, pg_db_url: str) ->
                 session, [{"filename": n} for n in NAMES[100:110]]
             )
             session.commit()
-        wait_for(lambda: sum(processed(engine).values()) == 15, 60, "work after the cut")
+        wait_for(lambda: sum(processed(engine).values()) == 15, 20, "work after the cut")
         assert worker.poll() is None, "the worker died instead of reconnecting"
     finally:
         assert stop(worker) == 0
@@ -138,3 +139,22 @@ def test_readded_while_in_progress_is_processed_after_first_pass(
     assert worker.wait(30) == 0
     assert processed(engine)[name] == 1
     assert queue_total(engine, config) == 0
+
+
+def test_idle_worker_is_woken_by_notify_not_polling(tmp_path, pg_db_url: str) -> None:
+    engine = make_engine(pg_db_url)
+    config = make_test_config(tmp_path, pg_db_url, queue_poll_seconds="60")
+    prepare(engine, config, 0)
+    worker = start_recording_worker(config, "idle")
+    try:
+        time.sleep(2)  # idle, listening
+        factory = make_session_factory(engine)
+        with factory() as session:
+            get_queue("preview", config).add(session, "N20251123S0001.fits")
+            session.commit()
+        added = time.monotonic()
+        wait_for(lambda: sum(processed(engine).values()) == 1, 10, "the notified worker")
+        assert time.monotonic() - added < 10
+    finally:
+        assert stop(worker) == 0
+        engine.dispose()

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import psycopg
 from sqlalchemy.engine import make_url
 
 log = logging.getLogger(__name__)
+STOP_LATENCY = 0.5
 
 
 def psycopg_conninfo(url: str) -> str:
@@ -53,8 +55,14 @@ class Waker:
             return True  # anything added while we were not listening must be looked at
         try:
             notified = False
-            for _ in self.conn.notifies(timeout=timeout, stop_after=1):
-                notified = True
+            deadline = time.monotonic() + timeout
+            # Short slices, so a stop request (SIGTERM) is seen within STOP_LATENCY seconds.
+            while not notified and not self.stopping.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                for _ in self.conn.notifies(timeout=min(remaining, STOP_LATENCY), stop_after=1):
+                    notified = True
             if notified:  # drain the rest of a burst without waiting
                 for _ in self.conn.notifies(timeout=0):
                     pass
