@@ -1,0 +1,48 @@
+"""Where file bytes live: a directory tree or an S3 bucket, behind one small interface.
+
+``get_store(config)`` gives the data store the configuration names (S3 when ``using_s3``).
+"""
+
+from __future__ import annotations
+
+from fits_storage.config import Config
+from fits_storage.storage.atomic import AtomicFile, copy_atomic
+from fits_storage.storage.base import (
+    Md5Mismatch,
+    NotInStore,
+    StorageError,
+    StorageUnavailable,
+    Store,
+    StoredFile,
+    file_md5,
+)
+from fits_storage.storage.local import LocalStore
+from fits_storage.storage.names import BadName, check_path, relative_name, split_target
+
+
+def get_store(config: Config) -> Store:
+    """The data store of this configuration."""
+    if config.using_s3:
+        from fits_storage.storage.s3 import S3Store
+
+        return S3Store(config.s3_bucket_name, config.s3_endpoint_url or None)
+    return LocalStore(config.storage_root)
+
+
+__all__ = [
+    "AtomicFile",
+    "BadName",
+    "LocalStore",
+    "Md5Mismatch",
+    "NotInStore",
+    "StorageError",
+    "StorageUnavailable",
+    "Store",
+    "StoredFile",
+    "check_path",
+    "copy_atomic",
+    "file_md5",
+    "get_store",
+    "relative_name",
+    "split_target",
+]

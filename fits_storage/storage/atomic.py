@@ -1,0 +1,91 @@
+"""Writing a file so that a crash at any moment leaves the old file or the new one (DESIGN §4)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from types import TracebackType
+
+from fits_storage.storage.base import CHUNK, StoredFile, check, file_md5, fsync_dir
+
+FILE_MODE = 0o644
+
+
+class AtomicFile:
+    """Bytes written to a temporary name beside ``dest``, renamed to ``dest`` only by commit().
+
+    The temporary name starts with '.', which no accepted file name does, so it can never be
+    mistaken for a real file. Leaving the ``with`` block without commit() removes it.
+    """
+
+    def __init__(self, dest: Path) -> None:
+        self.dest = dest
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+        self.tmp = Path(tmp)
+        self._file = os.fdopen(fd, "wb")
+        self._md5 = hashlib.md5()
+        self.size = 0
+        self.done = False
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+        self._md5.update(data)
+        self.size += len(data)
+
+    @property
+    def md5(self) -> str:
+        return self._md5.hexdigest()
+
+    def commit(
+        self, *, md5: str | None = None, size: int | None = None, reread: bool = False
+    ) -> StoredFile:
+        """fsync, check against the expected md5/size (and optionally re-read), then rename.
+
+        On a mismatch the temporary file is removed and Md5Mismatch raised.
+        """
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            written = StoredFile(self.size, self.md5)
+            check(written, md5, size, str(self.dest))
+            if reread:
+                check(file_md5(self.tmp), written.md5, written.size, f"{self.dest} (re-read)")
+            os.chmod(self.tmp, FILE_MODE)
+            os.replace(self.tmp, self.dest)
+            self.done = True
+        finally:
+            if not self.done:
+                self.abort()
+        fsync_dir(self.dest.parent)
+        return written
+
+    def abort(self) -> None:
+        """Forget the bytes written: close and remove the temporary file."""
+        if not self._file.closed:
+            self._file.close()
+        self.tmp.unlink(missing_ok=True)
+        self.done = True
+
+    def __enter__(self) -> AtomicFile:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self.done:
+            self.abort()
+
+
+def copy_atomic(source: Path, dest: Path, *, md5: str | None = None) -> StoredFile:
+    """Copy ``source`` to ``dest`` atomically; the copy is re-read and must match the source."""
+    with AtomicFile(dest) as out, open(source, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            out.write(chunk)
+        return out.commit(md5=md5, reread=True)

@@ -1,0 +1,112 @@
+"""The one interface for where file bytes live, and the checks every store shares."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+CHUNK = 1024 * 1024
+
+
+class StorageError(Exception):
+    """A store could not do what was asked; the message says what and where."""
+
+
+class StorageUnavailable(StorageError):
+    """The store cannot be reached right now (network, 5xx): worth retrying later."""
+
+
+class Md5Mismatch(StorageError):
+    """Bytes read or written do not have the md5 (or size) they must have."""
+
+
+class NotInStore(StorageError):
+    """The file asked for is not in the store."""
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """Size and md5 of one file's bytes, as verified."""
+
+    size: int
+    md5: str
+
+
+def file_md5(path: Path) -> StoredFile:
+    """Size and md5 of a file, read in chunks (never the whole file in memory)."""
+    digest = hashlib.md5()
+    size = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return StoredFile(size, digest.hexdigest())
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def check(got: StoredFile, md5: str | None, size: int | None, what: str) -> None:
+    if md5 is not None and got.md5 != md5.lower():
+        raise Md5Mismatch(f"{what}: md5 {got.md5} where {md5.lower()} was expected")
+    if size is not None and got.size != size:
+        raise Md5Mismatch(f"{what}: {got.size} bytes where {size} were expected")
+
+
+class Store(ABC):
+    """Where file bytes live: ``path/filename`` in a directory tree or an S3 bucket.
+
+    Every write is atomic and verified: a reader sees the old bytes or the new ones, never a
+    partial file, and a write that does not verify raises instead of returning.
+    """
+
+    @abstractmethod
+    def describe(self, filename: str, path: str = "") -> str:
+        """Where the file is, for messages: a local path or an ``s3://`` URL."""
+
+    @abstractmethod
+    def store(
+        self, source: Path, filename: str, path: str = "", *, md5: str | None = None
+    ) -> StoredFile:
+        """Copy ``source`` in as ``path/filename``, verified; a no-op if already there.
+
+        ``md5`` is what the source must hash to (raise Md5Mismatch otherwise).
+        """
+
+    @abstractmethod
+    def info(self, filename: str, path: str = "") -> StoredFile | None:
+        """Size and md5 of the stored file, or None when it is not there."""
+
+    @abstractmethod
+    def open(self, filename: str, path: str = "") -> BinaryIO:
+        """A stream of the stored bytes (raise NotInStore when it is not there)."""
+
+    @abstractmethod
+    def fetch(self, filename: str, path: str, dest: Path) -> StoredFile:
+        """Write a local copy at ``dest`` atomically, md5-verified against the store."""
+
+    @abstractmethod
+    def local_copy(self, filename: str, path: str, workdir: Path) -> AbstractContextManager[Path]:
+        """A verified local file with the stored bytes, for reading only (``with`` it).
+
+        ``workdir`` is where a copy is made when the store is not local (S3); the copy is
+        removed when the ``with`` block ends. A local store yields the stored file itself.
+        """
+
+    def iter_bytes(self, filename: str, path: str = "", chunk: int = CHUNK) -> Iterator[bytes]:
+        """The stored bytes in chunks; for streaming to HTTP clients."""
+        with self.open(filename, path) as handle:
+            while data := handle.read(chunk):
+                yield data

@@ -1,0 +1,59 @@
+"""The data store as a directory tree: ``storage_root/<path>/<filename>``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+from fits_storage.storage.atomic import copy_atomic
+from fits_storage.storage.base import NotInStore, Store, StoredFile, check, file_md5
+from fits_storage.storage.names import relative_name
+
+
+class LocalStore(Store):
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path_of(self, filename: str, path: str = "") -> Path:
+        """The file's place on disk (names checked, so it is always inside the root)."""
+        return self.root / relative_name(filename, path)
+
+    def describe(self, filename: str, path: str = "") -> str:
+        return str(self.path_of(filename, path))
+
+    def store(
+        self, source: Path, filename: str, path: str = "", *, md5: str | None = None
+    ) -> StoredFile:
+        dest = self.path_of(filename, path)
+        if dest.exists() and Path(source).exists():
+            there, here = file_md5(dest), file_md5(source)
+            check(here, md5, None, str(source))
+            if there == here:
+                return there
+        return copy_atomic(Path(source), dest, md5=md5)
+
+    def info(self, filename: str, path: str = "") -> StoredFile | None:
+        dest = self.path_of(filename, path)
+        return file_md5(dest) if dest.is_file() else None
+
+    def open(self, filename: str, path: str = "") -> BinaryIO:
+        try:
+            return open(self.path_of(filename, path), "rb")
+        except FileNotFoundError as exc:
+            raise NotInStore(f"{self.describe(filename, path)} does not exist") from exc
+
+    def fetch(self, filename: str, path: str, dest: Path) -> StoredFile:
+        source = self.path_of(filename, path)
+        if not source.is_file():
+            raise NotInStore(f"{source} does not exist")
+        return copy_atomic(source, dest)
+
+    @contextmanager
+    def local_copy(self, filename: str, path: str, workdir: Path) -> Iterator[Path]:
+        """The file itself: it is already local, so nothing is copied."""
+        source = self.path_of(filename, path)
+        if not source.is_file():
+            raise NotInStore(f"{source} does not exist")
+        yield source

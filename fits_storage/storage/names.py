@@ -1,0 +1,60 @@
+"""Which file and directory names may enter the system: the guard against escaping a root.
+
+Names arrive from the network (upload URLs) and end up as paths on disk and keys in S3, so
+only a conservative alphabet is accepted and nothing that could climb out of a directory.
+"""
+
+from __future__ import annotations
+
+import re
+
+NAME_RE = re.compile(r"[A-Za-z0-9._+-]+")
+MAX_COMPONENT = 255
+MAX_PATH = 1024
+
+
+class BadName(ValueError):
+    """A file name or path that is refused; the message says why."""
+
+
+def check_component(component: str) -> str:
+    """One path component: the allowed alphabet, not hidden, not ``.``/``..``, not too long."""
+    if not component:
+        raise BadName("empty path component")
+    if len(component) > MAX_COMPONENT:
+        raise BadName(f"path component longer than {MAX_COMPONENT} characters")
+    if not NAME_RE.fullmatch(component):
+        raise BadName(f"{component!r} has characters outside [A-Za-z0-9._+-]")
+    if component.startswith("."):
+        raise BadName(f"{component!r} starts with '.'")
+    return component
+
+
+def check_path(path: str) -> str:
+    """A relative directory ('' for none) made of checked components separated by '/'."""
+    if path == "":
+        return path
+    if len(path) > MAX_PATH:
+        raise BadName(f"path longer than {MAX_PATH} characters")
+    if path.startswith("/"):
+        raise BadName("absolute paths are not accepted")
+    for component in path.split("/"):
+        check_component(component)
+    return path
+
+
+def split_target(target: str) -> tuple[str, str]:
+    """``'a/b/N1.fits'`` -> ``('a/b', 'N1.fits')``, every part checked; raises BadName."""
+    if len(target) > MAX_PATH:
+        raise BadName(f"path longer than {MAX_PATH} characters")
+    path, _, filename = target.rpartition("/")
+    if target.startswith("/"):
+        raise BadName("absolute paths are not accepted")
+    return check_path(path), check_component(filename)
+
+
+def relative_name(filename: str, path: str = "") -> str:
+    """``path/filename`` (or just ``filename``): a relative path and an S3 key."""
+    check_path(path)
+    check_component(filename)
+    return f"{path}/{filename}" if path else filename
