@@ -1,0 +1,114 @@
+"""add_to_export_queue: (re-)queue present files for export to one or more destinations."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from fits_storage.cli.common import load_config_or_exit, open_database, setup_console_logging
+from fits_storage.export import ExportSelection, queue_exports
+from fits_storage.queues import get_queue
+
+try:  # the shared --file-re shortcuts (today, fourday, ...), where that module has landed
+    from fits_storage.scan import special_dates_regex
+except ImportError:  # pragma: no cover
+    special_dates_regex = None  # type: ignore[assignment]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="add_to_export_queue",
+        description="Queue files the database holds as present for export, one entry per "
+        "destination. A file already waiting for a destination is not queued twice; one already "
+        "at the destination with the same data md5 is not sent again.",
+    )
+    p.add_argument(
+        "--file-re",
+        help="regular expression searched in the file name (or today, twoday, fourday, tenday, "
+        "twentyday: the last N UT dates)",
+    )
+    p.add_argument(
+        "--filename", action="append", default=[], help="exact file name (may be repeated)"
+    )
+    p.add_argument("--path", help="only files under this path in storage_root ('' for the top)")
+    p.add_argument(
+        "--destination",
+        action="append",
+        default=[],
+        help="destination base URL (may be repeated; default: every export_destinations entry)",
+    )
+    p.add_argument(
+        "--all", action="store_true", help="every present file (needed when nothing else selects)"
+    )
+    p.add_argument("--dry-run", action="store_true", help="say what would be queued; queue nothing")
+    p.add_argument("--debug", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    setup_console_logging(args.debug)
+    if not (args.file_re or args.filename or args.path is not None or args.all):
+        print(
+            "add_to_export_queue: say what to export: --file-re, --filename, --path or --all",
+            file=sys.stderr,
+        )
+        return 2
+    config = load_config_or_exit()
+    destinations = tuple(dict.fromkeys(d.rstrip("/") for d in args.destination)) or tuple(
+        d.rstrip("/") for d in config.export_destinations
+    )
+    if not destinations:
+        print(
+            "add_to_export_queue: no --destination given and export_destinations is empty",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        pattern = _compile(args.file_re)
+    except re.error as exc:
+        print(f"add_to_export_queue: bad --file-re {args.file_re!r}: {exc}", file=sys.stderr)
+        return 2
+    selection = ExportSelection(tuple(args.filename), pattern, args.path)
+    engine, sessions = open_database(config)
+    try:
+        with sessions() as session:
+            files = list(selection.files(session))
+            if args.dry_run:
+                for filename, path in files:
+                    print(f"would queue {path + '/' if path else ''}{filename}")
+                added = 0
+            else:
+                added = queue_exports(session, get_queue("export", config), files, destinations)
+                session.commit()
+    except SQLAlchemyError as exc:
+        print(f"add_to_export_queue: database error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    wanted = len(files) * len(destinations)
+    print(
+        f"add_to_export_queue: {len(files)} file(s) selected for {len(destinations)} "
+        f"destination(s) ({', '.join(destinations)}): {added} entr{'y' if added == 1 else 'ies'} "
+        f"queued, {wanted - added if not args.dry_run else 0} already waiting"
+        + (" (dry run)" if args.dry_run else "")
+    )
+    if args.filename:
+        missing = set(args.filename) - {name for name, _ in files}
+        for name in sorted(missing):
+            print(f"add_to_export_queue: {name}: no present file of that name", file=sys.stderr)
+    return 0
+
+
+def _compile(file_re: str | None) -> re.Pattern[str] | None:
+    if not file_re:
+        return None
+    special = special_dates_regex(file_re) if special_dates_regex is not None else None
+    return re.compile(special or file_re)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
