@@ -1,0 +1,89 @@
+"""``GET /file/<name>``: one file's bytes, streamed from the data store.
+
+A file stored compressed is served decompressed when asked for without ``.bz2``, and a plain
+one compressed when asked for with it, on the fly and in chunks.
+"""
+
+from __future__ import annotations
+
+import bz2
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import StreamingResponse
+from sqlalchemy import select
+
+from fits_storage.orm import DiskFile
+from fits_storage.storage import CHUNK, BadName, NotInStore, StorageError
+from fits_storage.storage.names import check_component
+from fits_storage.web.filelist import bz2_forms
+from fits_storage.web.state import app_state, read_session
+
+router = APIRouter()
+
+
+def _raw(handle: BinaryIO) -> Iterator[bytes]:
+    try:
+        while data := handle.read(CHUNK):
+            yield data
+    finally:
+        handle.close()
+
+
+def _compressed(handle: BinaryIO) -> Iterator[bytes]:
+    compressor = bz2.BZ2Compressor()
+    try:
+        while data := handle.read(CHUNK):
+            if out := compressor.compress(data):
+                yield out
+        yield compressor.flush()
+    finally:
+        handle.close()
+
+
+def _decompressed(handle: BinaryIO) -> Iterator[bytes]:
+    decompressor = bz2.BZ2Decompressor()
+    try:
+        while data := handle.read(CHUNK):
+            while data:
+                yield decompressor.decompress(data)
+                if not decompressor.eof:
+                    break
+                data = decompressor.unused_data  # concatenated bz2 streams (as from pbzip2)
+                decompressor = bz2.BZ2Decompressor()
+    finally:
+        handle.close()
+
+
+@router.get("/file/{name}")
+def get_file(request: Request, name: str) -> StreamingResponse:
+    state = app_state(request)
+    try:
+        check_component(name)
+    except BadName as exc:
+        raise HTTPException(400, str(exc)) from exc
+    with read_session(state) as session:
+        diskfile = session.scalars(
+            select(DiskFile)
+            .where(DiskFile.present.is_(True), DiskFile.filename.in_(bz2_forms(name)))
+            .order_by(DiskFile.canonical.desc(), DiskFile.entrytime.desc(), DiskFile.id.desc())
+            .limit(1)
+        ).first()
+    if diskfile is None:
+        raise HTTPException(404, f"no file {name}")
+    try:
+        handle = state.store.open(diskfile.filename, diskfile.path)
+    except NotInStore as exc:
+        raise HTTPException(404, f"{name} is listed but missing from the data store") from exc
+    except StorageError as exc:
+        raise HTTPException(503, f"data store unavailable: {exc}") from exc
+    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    if diskfile.filename == name:
+        body, headers["Content-Length"] = _raw(handle), str(diskfile.file_size)
+    elif diskfile.filename == name + ".bz2":
+        body, headers["Content-Length"] = _decompressed(handle), str(diskfile.data_size)
+    else:
+        body = _compressed(handle)
+    media = "application/x-bzip2" if name.endswith(".bz2") else "application/fits"
+    return StreamingResponse(body, media_type=media, headers=headers)
