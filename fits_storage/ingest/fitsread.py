@@ -1,0 +1,103 @@
+"""Opening a stored FITS file: its structure checked, its headers and verification collected.
+
+Structure is checked against the size of the uncompressed data: a file shorter than its
+headers describe is truncated, one whose size is not a whole number of 2880-byte blocks has
+wrong padding, and bytes after the last HDU that do not form a header are corruption. Each
+is an :class:`IngestError` with a one-line reason, raised before anything is written.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from astropy.io import fits
+
+from fits_storage.ingest.errors import IngestError
+from fits_storage.ingest.fitsheader import HeaderFields, extract_header_fields
+from fits_storage.ingest.verify import VerifyReport, astropy_report
+
+BLOCK = 2880
+
+
+@dataclass(frozen=True)
+class FitsContents:
+    header_fields: HeaderFields
+    fulltext: str
+    astropy: VerifyReport
+    hdu_count: int
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return " ".join(lines[:2])[:300]
+
+
+def _structure_error(hdulist: fits.HDUList, data_size: int) -> str | None:
+    ends = []
+    for index in range(len(hdulist)):
+        info = hdulist.fileinfo(index)
+        ends.append((info["datLoc"], info["datSpan"]))
+    expected = max(loc + span for loc, span in ends)
+    if data_size < expected:
+        last_loc, _ = ends[-1]
+        unpadded = last_loc + hdulist[-1].size
+        if data_size == unpadded and data_size % BLOCK:
+            return (
+                f"wrong padding: {data_size} bytes, the last data unit is not padded "
+                f"to a multiple of {BLOCK} bytes"
+            )
+        return f"truncated: {data_size} bytes, but its headers describe {expected} bytes"
+    if data_size % BLOCK:
+        return f"wrong padding: {data_size} bytes is not a multiple of {BLOCK}"
+    return None
+
+
+def fulltext_of(hdulist: fits.HDUList) -> str:
+    """Every HDU's header as text, one card a line, HDUs introduced by a marker line."""
+    parts = []
+    for index, hdu in enumerate(hdulist):
+        parts.append(f"--- HDU {index}: {hdu.name or ''}".rstrip())
+        parts.append(hdu.header.tostring(sep="\n", endcard=False, padding=False).rstrip())
+    return "\n".join(parts).replace("\x00", "")
+
+
+def read_fits(local: Path, data_size: int, label: str) -> FitsContents:
+    """Read and check the file at ``local`` (``data_size``: its uncompressed size)."""
+    if data_size == 0:
+        raise IngestError(f"{label}: empty file (0 bytes)")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            hdulist = fits.open(local, memmap=False, lazy_load_hdus=False)
+        except Exception as exc:  # noqa: BLE001 - astropy raises many kinds on bad input
+            reason = _first_line(str(exc))
+            if "No SIMPLE card" in reason:
+                reason = "no SIMPLE card at the start of the file"
+            header_trouble = [str(w.message) for w in caught if "Error validating" in str(w)]
+            detail = f" ({_first_line(header_trouble[0])})" if header_trouble else ""
+            raise IngestError(f"{label}: not a readable FITS file: {reason}{detail}") from exc
+    try:
+        opening = [
+            str(w.message).strip() for w in caught if "may have been truncated" not in str(w)
+        ]
+        if len(hdulist) == 0:
+            raise IngestError(f"{label}: not a readable FITS file: no HDUs")
+        invalid = [m for m in opening if m.startswith("Error validating header")]
+        problem = f"corrupt or truncated: {_first_line(invalid[0])}" if invalid else None
+        problem = problem or _structure_error(hdulist, data_size)
+        if problem is not None:
+            raise IngestError(f"{label}: {problem}")
+        try:
+            fields = extract_header_fields(hdulist)
+            fulltext = fulltext_of(hdulist)
+            report = astropy_report(hdulist, opening)
+        except (OSError, ValueError, TypeError, IndexError, KeyError) as exc:
+            raise IngestError(f"{label}: corrupt FITS headers: {_first_line(str(exc))}") from exc
+        return FitsContents(fields, fulltext, report, len(hdulist))
+    finally:
+        try:
+            hdulist.close()
+        except Exception:  # noqa: BLE001, S110 - closing a damaged file may complain
+            pass

@@ -1,0 +1,290 @@
+"""Ingest of one file: change detection, a new diskfile version with its header rows, fan-out.
+
+The database sees one short write transaction per ingest. What is needed from the database is
+read first and that transaction ended; the file is then hashed and its headers read with no
+transaction open (on SQLite every transaction holds the write lock, which the queue's
+heartbeats need too); the rows are written last, in the caller's transaction, so the new
+version, the retirement of the old one and the queue entries of the fan-out are committed
+together, or not at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from fits_storage.config import Config
+from fits_storage.ingest.digest import Digest, DigestError, compression_of, digest_file
+from fits_storage.ingest.errors import FileChangingError, IngestError
+from fits_storage.ingest.fitsread import FitsContents, read_fits
+from fits_storage.ingest.source import StoredStat, describe, local_copy, stat_stored
+from fits_storage.ingest.verify import VerifyReport, fitsverify_report
+from fits_storage.orm import DiskFile, DiskFileReport, File, FullTextHeader, utcnow
+from fits_storage.queues import get_queue
+
+
+class IngestAction(StrEnum):
+    NEW = "ingested new file"
+    NEW_VERSION = "ingested new version"
+    UNCHANGED = "unchanged"
+    MD5_UNCHANGED = "md5 unchanged, mtime refreshed"
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    action: IngestAction
+    filename: str
+    path: str
+    file_id: int | None
+    diskfile_id: int | None
+    file_md5: str | None = None
+    queued: tuple[str, ...] = ()
+    header_notes: int = 0
+    verified_ok: bool | None = None
+
+    def describe(self) -> str:
+        """One line for the log: what happened to which file."""
+        text = f"{describe(self.path, self.filename)}: {self.action.value}"
+        if self.diskfile_id is not None and self.action in (
+            IngestAction.NEW,
+            IngestAction.NEW_VERSION,
+        ):
+            text += f" (diskfile {self.diskfile_id}, md5 {self.file_md5}"
+            if self.header_notes:
+                text += f", {self.header_notes} header notes"
+            if self.verified_ok is False:
+                text += ", verification reported problems"
+            text += ")"
+            if self.queued:
+                text += f"; queued {', '.join(self.queued)}"
+        return text
+
+
+@dataclass(frozen=True)
+class _Version:
+    """The present version of a file as recorded, read before any file I/O."""
+
+    id: int
+    file_id: int
+    filename: str
+    path: str
+    size: int
+    mtime_ns: int
+    md5: str
+
+
+def file_name_for(filename: str) -> str:
+    """The ``file.name`` of a stored file: its name with ``.bz2`` trimmed."""
+    return filename.removesuffix(".bz2")
+
+
+def _present_version(session: Session, name: str) -> _Version | None:
+    row = session.execute(
+        select(
+            DiskFile.id,
+            DiskFile.file_id,
+            DiskFile.filename,
+            DiskFile.path,
+            DiskFile.file_size,
+            DiskFile.mtime_ns,
+            DiskFile.file_md5,
+        )
+        .join(File, File.id == DiskFile.file_id)
+        .where(File.name == name, DiskFile.present)
+        .order_by(DiskFile.id.desc())
+        .limit(1)
+    ).first()
+    return _Version(*row) if row is not None else None
+
+
+def _lastmod(mtime_ns: int) -> datetime:
+    return datetime.fromtimestamp(mtime_ns / 1e9, UTC).replace(tzinfo=None)
+
+
+def _refresh_mtime(session: Session, version: _Version, stat: StoredStat) -> bool:
+    """Record the new mtime of unchanged bytes, if that version is still the present one."""
+    done = session.execute(
+        update(DiskFile)
+        .where(DiskFile.id == version.id, DiskFile.present, DiskFile.file_md5 == version.md5)
+        .values(mtime_ns=stat.mtime_ns, lastmod=_lastmod(stat.mtime_ns))
+    )
+    return done.rowcount == 1
+
+
+def _lock_file_row(session: Session, name: str) -> int:
+    """The ``file`` row's id, inserted if new, locked until commit.
+
+    INSERT ... ON CONFLICT DO NOTHING then SELECT: two workers ingesting the same name never
+    collide; on PostgreSQL the row lock serialises their version changes for that name (on
+    SQLite the transaction's write lock already does).
+    """
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    session.execute(
+        dialect.insert(File).values(name=name).on_conflict_do_nothing(index_elements=["name"])
+    )
+    return session.execute(select(File.id).where(File.name == name).with_for_update()).scalar_one()
+
+
+def _digest(local: Path, filename: str, label: str) -> Digest:
+    try:
+        return digest_file(local, compression_of(filename))
+    except DigestError as exc:
+        raise IngestError(f"{label}: {exc}") from exc
+    except FileNotFoundError as exc:
+        raise IngestError(f"{label}: file vanished while being read") from exc
+    except OSError as exc:
+        raise IngestError(f"{label}: cannot read: {exc.strerror or exc}") from exc
+
+
+def _check_stable(config: Config, path: str, filename: str, before: StoredStat) -> None:
+    """The bytes read must be the bytes recorded: a file still being written is retried."""
+    after = stat_stored(config, path, filename)
+    if after != before:
+        raise FileChangingError(
+            f"{describe(path, filename)}: changed while being read (still being written?)",
+            delay=max(1.0, config.defer_delay),
+        )
+
+
+def fan_out(session: Session, config: Config, filename: str, path: str) -> tuple[str, ...]:
+    """Queue what follows an ingest, per configuration; returns what was queued."""
+    queued = []
+    for destination in config.export_destinations:
+        get_queue("export", config).add(session, filename, path, destination=destination)
+        queued.append(f"export to {destination}")
+    if config.using_previews:
+        get_queue("preview", config).add(session, filename, path)
+        queued.append("preview")
+    if config.using_calcache:
+        get_queue("calcache", config).add(session, filename, path)
+        queued.append("calcache")
+    return tuple(queued)
+
+
+def ingest_file(
+    session: Session,
+    config: Config,
+    filename: str,
+    path: str = "",
+    *,
+    force: bool = False,
+    force_md5: bool = False,
+) -> IngestResult:
+    """Bring the database up to date with the file at ``storage_root / path / filename``.
+
+    Unchanged size and mtime mean unchanged, unless ``force_md5``, when the md5 decides;
+    ``force`` records a new version whatever. Any transaction already open on ``session`` is
+    committed before the file is read. The caller commits the writes (and rolls back on an
+    exception: nothing is then recorded). Bad input raises :class:`IngestError`; a file
+    changing while it is read raises :class:`FileChangingError` (transient).
+    """
+    label = describe(path, filename)
+    name = file_name_for(filename)
+    current = _present_version(session, name)
+    session.commit()
+
+    stat = stat_stored(config, path, filename)
+    same_place = current is not None and (current.filename, current.path) == (filename, path)
+    if (
+        current is not None
+        and same_place
+        and not (force or force_md5)
+        and (current.size, current.mtime_ns) == (stat.size, stat.mtime_ns)
+    ):
+        return IngestResult(IngestAction.UNCHANGED, filename, path, current.file_id, current.id)
+
+    with local_copy(config, path, filename) as local:
+        digest = _digest(local, filename, label)
+        if current is not None and same_place and not force and digest.file_md5 == current.md5:
+            _check_stable(config, path, filename, stat)
+            if _refresh_mtime(session, current, stat):
+                return IngestResult(
+                    IngestAction.MD5_UNCHANGED, filename, path, current.file_id, current.id
+                )
+        contents = read_fits(local, digest.data_size, label)
+        fitsverify = fitsverify_report(local)
+    _check_stable(config, path, filename, stat)
+    return _record(session, config, filename, path, name, stat, digest, contents, fitsverify, force)
+
+
+def _record(
+    session: Session,
+    config: Config,
+    filename: str,
+    path: str,
+    name: str,
+    stat: StoredStat,
+    digest: Digest,
+    contents: FitsContents,
+    fitsverify: VerifyReport | None,
+    force: bool,
+) -> IngestResult:
+    """The write phase: one new present, canonical version replacing the previous one."""
+    file_id = _lock_file_row(session, name)
+    latest = _present_version(session, name)
+    if (
+        latest is not None
+        and not force
+        and (latest.filename, latest.path, latest.md5) == (filename, path, digest.file_md5)
+    ):
+        # Recorded by someone else while we were reading: nothing new to record.
+        _refresh_mtime(session, latest, stat)
+        return IngestResult(IngestAction.MD5_UNCHANGED, filename, path, file_id, latest.id)
+
+    session.execute(
+        update(DiskFile)
+        .where(DiskFile.file_id == file_id, or_(DiskFile.present, DiskFile.canonical))
+        .values(present=False, canonical=False)
+    )
+    diskfile = DiskFile(
+        file_id=file_id,
+        filename=filename,
+        path=path,
+        present=True,
+        canonical=True,
+        file_size=digest.file_size,
+        file_md5=digest.file_md5,
+        lastmod=_lastmod(stat.mtime_ns),
+        mtime_ns=stat.mtime_ns,
+        compressed=digest.compressed,
+        data_size=digest.data_size,
+        data_md5=digest.data_md5,
+        entrytime=utcnow(),
+    )
+    session.add(diskfile)
+    session.flush()
+    header = contents.header_fields.to_row()
+    header.diskfile_id = diskfile.id
+    session.add_all(
+        [
+            header,
+            FullTextHeader(diskfile_id=diskfile.id, fulltext=contents.fulltext),
+            DiskFileReport(
+                diskfile_id=diskfile.id,
+                astropy_ok=contents.astropy.ok,
+                astropy_report=contents.astropy.text.replace("\x00", ""),
+                fitsverify_ok=fitsverify.ok if fitsverify else None,
+                fitsverify_report=fitsverify.text if fitsverify else None,
+            ),
+        ]
+    )
+    session.flush()
+    queued = fan_out(session, config, filename, path)
+    verified = contents.astropy.ok and (fitsverify is None or fitsverify.ok)
+    return IngestResult(
+        IngestAction.NEW if latest is None else IngestAction.NEW_VERSION,
+        filename,
+        path,
+        file_id,
+        diskfile.id,
+        file_md5=digest.file_md5,
+        queued=queued,
+        header_notes=len(contents.header_fields.notes),
+        verified_ok=verified,
+    )

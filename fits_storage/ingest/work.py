@@ -1,0 +1,31 @@
+"""The ingest queue's work function, called by the shared queue worker loop."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy.orm import Session
+
+from fits_storage.ingest.ingest import ingest_file
+from fits_storage.queues import Entry
+
+if TYPE_CHECKING:
+    from fits_storage.service.worker import WorkContext
+
+
+def ingest_work(session: Session, entry: Entry, context: WorkContext) -> None:
+    """Ingest the entry's file and log one line saying what happened.
+
+    Bad input raises IngestError (the entry fails with its reason); a file still being
+    written raises FileChangingError (retried). The loop commits our writes with the
+    entry's completion.
+    """
+    result = ingest_file(
+        session,
+        context.config,
+        entry.filename,
+        entry.path,
+        force=bool(entry["force"]),
+        force_md5=bool(entry["force_md5"]),
+    )
+    context.logger.info("%s", result.describe())

@@ -1,0 +1,283 @@
+"""FITS files for tests: real ones shipped by astropy and astroscrappy, generated observatory
+files, and deliberately broken ones. Every helper writes into a directory the test owns
+(``tmp_path``): shipped files are never touched in place.
+
+Real files are found at run time inside the installed packages:
+
+* astropy's ``astropy/io/fits/tests/data/*.fits`` (HST multi-extension files, tables,
+  tile-compressed images, and deliberately invalid ones such as ``verify.fits``,
+  ``checksum_false.fits`` and ``invalid/group_invalid.fits``);
+* astroscrappy's ``astroscrappy/tests/data/gmos.fits``: a real GMOS-S frame with the
+  observatory's own headers and 4 HDUs of real pixels (astroscrappy is installed ``--no-deps``).
+"""
+
+from __future__ import annotations
+
+import bz2
+import shutil
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime, timedelta
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy.io import fits
+
+BLOCK = 2880
+
+# -- real files -----------------------------------------------------------------------------
+
+# Real values read by hand from astroscrappy's gmos.fits (primary header; ORIGNAME is the
+# name the file had at the observatory).
+GMOS_ORIGNAME = "S20190808S0048.fits"
+GMOS_HEADER = {
+    "program_id": "GS-2019B-Q-305",
+    "observation_id": "GS-2019B-Q-305-7",
+    "data_label": "GS-2019B-Q-305-7-004",
+    "telescope": "Gemini-South",
+    "instrument": "GMOS-S",
+    "ut_datetime": datetime(2019, 8, 8, 0, 42, 27, 400000),
+    "observation_type": "OBJECT",
+    "observation_class": "partnerCal",
+    "object": "LTT7379",
+    "ra": 279.108125,
+    "dec": -44.31025,
+    "filter_name": "GG455_G0329",
+    "exposure_time": 90.0,
+    "disperser": "R400+_G5325",
+    "central_wavelength": 0.74,
+    "airmass": 1.086,
+    "qa_state": "Pass",
+    "release": datetime(2019, 8, 8),
+    "engineering": False,
+    "science_verification": False,
+    "calibration_program": False,
+}
+
+# astropy files that astropy or fitsverify report problems with, yet which open as FITS.
+ASTROPY_INVALID = ("verify.fits", "checksum_false.fits", "invalid/group_invalid.fits")
+
+
+def astropy_data_dir() -> Path:
+    """The directory of astropy's shipped FITS test files."""
+    return Path(str(files("astropy") / "io" / "fits" / "tests" / "data"))
+
+
+def astropy_fits_names(include_invalid: bool = True) -> list[str]:
+    """Names (relative to :func:`astropy_data_dir`) of astropy's ``.fits`` test files."""
+    root = astropy_data_dir()
+    names = sorted(p.name for p in root.glob("*.fits"))
+    if include_invalid:
+        names += sorted(f"invalid/{p.name}" for p in (root / "invalid").glob("*.fits"))
+    else:
+        names = [n for n in names if n not in ASTROPY_INVALID]
+    return names
+
+
+def copy_astropy_file(name: str, dest_dir: Path, new_name: str | None = None) -> Path:
+    """Copy one astropy test file (e.g. ``"test0.fits"``) into ``dest_dir``."""
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    target = dest_dir / (new_name or Path(name).name)
+    shutil.copyfile(astropy_data_dir() / name, target)
+    return target
+
+
+def copy_astropy_files(dest_dir: Path, names: Iterable[str] | None = None) -> list[Path]:
+    """Copy several (default: all) astropy test files into ``dest_dir``."""
+    return [copy_astropy_file(n, dest_dir) for n in (names or astropy_fits_names())]
+
+
+def gmos_source() -> Path:
+    """The real GMOS-S file shipped by astroscrappy (read only: copy it before use)."""
+    return Path(str(files("astroscrappy") / "tests" / "data" / "gmos.fits"))
+
+
+def copy_gmos_file(dest_dir: Path, new_name: str = GMOS_ORIGNAME) -> Path:
+    """Copy the real GMOS-S file into ``dest_dir``, by default under its observatory name."""
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    target = dest_dir / new_name
+    shutil.copyfile(gmos_source(), target)
+    return target
+
+
+# -- generated observatory files ------------------------------------------------------------
+
+
+def observatory_filename(
+    site: str = "N", day: date | str = "20251123", frame: int = 42, suffix: str = ".fits"
+) -> str:
+    """A raw-data name as the DHS writes it: ``N20251123S0042.fits``."""
+    if isinstance(day, date):
+        day = day.strftime("%Y%m%d")
+    return f"{site}{day}S{frame:04d}{suffix}"
+
+
+def observatory_header(
+    filename: str,
+    *,
+    program_id: str | None = None,
+    instrument: str | None = None,
+    obstype: str = "OBJECT",
+    obsclass: str = "science",
+    obj: str = "NGC 1068",
+    exptime: float = 120.0,
+    ut: datetime | None = None,
+) -> dict[str, Any]:
+    """The primary-header keywords of a generated file named ``filename``.
+
+    Values follow the observatory's conventions (RA/DEC in degrees, DATE-OBS + TIME-OBS/UT,
+    FILTER1/FILTER2 with component ids, RAWGEMQA/RAWPIREQ, RELEASE a year after the date).
+    """
+    site = filename[0] if filename[:1] in ("N", "S") else "N"
+    day = datetime.strptime(filename[1:9], "%Y%m%d") if filename[1:9].isdigit() else None
+    ut = ut or (day or datetime(2025, 11, 23)) + timedelta(hours=5, minutes=6, seconds=7.5)
+    frame = int(filename[10:14]) if filename[10:14].isdigit() else 1
+    # Semesters: A is February to July, B is August to January (of the next year).
+    semester = f"{ut.year}A" if 2 <= ut.month <= 7 else f"{ut.year - (ut.month == 1)}B"
+    prefix = "GN" if site == "N" else "GS"
+    program_id = program_id or f"{prefix}-{semester}-Q-101"
+    observation = f"{program_id}-{frame % 50 + 1}"
+    return {
+        "TELESCOP": "Gemini-North" if site == "N" else "Gemini-South",
+        "INSTRUME": instrument or ("GMOS-N" if site == "N" else "GMOS-S"),
+        "OBJECT": obj,
+        "OBSTYPE": obstype,
+        "OBSCLASS": obsclass,
+        "GEMPRGID": program_id,
+        "OBSID": observation,
+        "DATALAB": f"{observation}-{frame:03d}",
+        "DATE-OBS": ut.strftime("%Y-%m-%d"),
+        "TIME-OBS": ut.strftime("%H:%M:%S.%f")[:10],
+        "UT": ut.strftime("%H:%M:%S.%f")[:10],
+        "RA": 40.669625,
+        "DEC": -0.01328,
+        "FILTER1": "r_G0303",
+        "FILTER2": "open2-8",
+        "GRATING": "MIRROR",
+        "EXPTIME": exptime,
+        "AIRMASS": 1.234,
+        "RAWGEMQA": "USABLE",
+        "RAWPIREQ": "YES",
+        "RELEASE": (ut + timedelta(days=365)).strftime("%Y-%m-%d"),
+        "ORIGNAME": filename.removesuffix(".bz2"),
+    }
+
+
+def make_observatory_file(
+    dest_dir: Path,
+    filename: str | None = None,
+    *,
+    extensions: int = 3,
+    binning: tuple[int, int] = (2, 2),
+    shape: tuple[int, int] = (32, 48),
+    seed: int = 0,
+    header: Mapping[str, Any] | None = None,
+    drop: Iterable[str] = (),
+    compress: bool | None = None,
+) -> Path:
+    """Write a realistic multi-extension raw file and return its path.
+
+    ``extensions`` image HDUs (one per amplifier) carry CCDSUM, DETSEC, DATASEC, BIASSEC;
+    ``seed`` changes the pixels (so a rewrite with another seed has another md5); ``header``
+    overrides or adds primary keywords (value None removes one), ``drop`` removes keywords;
+    a name ending ``.bz2`` (or ``compress=True``) writes bzip2-compressed bytes.
+    """
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    filename = filename or observatory_filename()
+    if compress and not filename.endswith(".bz2"):
+        filename += ".bz2"
+    keywords = observatory_header(filename)
+    keywords.update(header or {})
+    for key in drop:
+        keywords.pop(key, None)
+    primary = fits.PrimaryHDU()
+    for key, value in keywords.items():
+        if value is not None:
+            primary.header[key] = value
+    primary.header["NEXTEND"] = extensions
+    rng = np.random.default_rng(seed)
+    hdus: list[fits.hdu.base._BaseHDU] = [primary]
+    ny, nx = shape
+    for amp in range(extensions):
+        pixels = rng.integers(900, 1100, size=shape, dtype=np.uint16)
+        ext = fits.ImageHDU(pixels, name="SCI", ver=amp + 1)
+        x0 = amp * (nx - 8) * binning[0]
+        ext.header["CCDSUM"] = f"{binning[0]} {binning[1]}"
+        ext.header["DETSEC"] = f"[{x0 + 1}:{x0 + (nx - 8) * binning[0]}:1:{ny * binning[1]}]"
+        ext.header["DATASEC"] = f"[1:{nx - 8},1:{ny}]"
+        ext.header["BIASSEC"] = f"[{nx - 7}:{nx},1:{ny}]"
+        ext.header["AMPNAME"] = f"EEV 9273-16-03, {'left' if amp % 2 == 0 else 'right'}"
+        hdus.append(ext)
+    data = _hdulist_bytes(fits.HDUList(hdus))
+    target = dest_dir / filename
+    target.write_bytes(bz2.compress(data) if filename.endswith(".bz2") else data)
+    return target
+
+
+def _hdulist_bytes(hdulist: fits.HDUList) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    hdulist.writeto(buffer)
+    return buffer.getvalue()
+
+
+def bzip2_file(source: Path, dest: Path | None = None) -> Path:
+    """A bzip2-compressed copy of ``source`` (default: next to it, with ``.bz2`` added)."""
+    dest = dest or source.with_name(source.name + ".bz2")
+    dest.write_bytes(bz2.compress(source.read_bytes()))
+    return dest
+
+
+# -- broken files ---------------------------------------------------------------------------
+
+
+def write_truncated(dest: Path, source: Path | None = None, missing_bytes: int = 4000) -> Path:
+    """``source`` (default: a generated file) with its last ``missing_bytes`` cut off."""
+    data = _source_bytes(dest, source)
+    dest.write_bytes(data[: len(data) - missing_bytes])
+    return dest
+
+
+def write_unpadded(dest: Path) -> Path:
+    """A FITS file whose last data unit is not padded to a multiple of 2880 bytes."""
+    hdulist = fits.HDUList([fits.PrimaryHDU(np.arange(100, dtype=np.int16))])
+    data = _hdulist_bytes(hdulist)
+    dest.write_bytes(data[: BLOCK + 200])
+    return dest
+
+
+def write_garbage_tail(dest: Path, source: Path | None = None) -> Path:
+    """A valid file followed by bytes that are not a FITS header (a botched append)."""
+    dest.write_bytes(_source_bytes(dest, source) + b"this is not a header " * 200)
+    return dest
+
+
+def write_not_fits(dest: Path) -> Path:
+    """Text with a FITS name."""
+    dest.write_text("This is not a FITS file, whatever its name says.\n" * 100)
+    return dest
+
+
+def write_empty(dest: Path) -> Path:
+    """A zero-byte file (a DHS write that never happened)."""
+    dest.write_bytes(b"")
+    return dest
+
+
+def write_corrupt_bz2(dest: Path) -> Path:
+    """A ``.bz2`` name whose compressed stream is cut short."""
+    data = bz2.compress(_source_bytes(dest.with_suffix(""), None))
+    dest.write_bytes(data[: len(data) // 2])
+    return dest
+
+
+def _source_bytes(dest: Path, source: Path | None) -> bytes:
+    if source is not None:
+        return source.read_bytes()
+    scratch = dest.parent / f".source-{dest.name}"
+    path = make_observatory_file(dest.parent, scratch.name)
+    data = path.read_bytes()
+    path.unlink()
+    return data
