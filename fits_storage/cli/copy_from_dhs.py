@@ -1,0 +1,101 @@
+"""copy_from_dhs: copy complete files from the DHS disk into storage_root and queue their ingest.
+
+Polls ``dhs_perm`` every ``--interval`` seconds. A file is copied only when it is complete (older
+than ``min_dhs_age_seconds``, unchanged across two scans, a complete FITS file); the copy is
+verified and renamed into place atomically, then queued for ingest. Nothing on the DHS disk is
+ever modified or deleted. After downtime it catches up against the database by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from fits_storage.dhs import DhsPoller, remove_stale_temporaries
+from fits_storage.service.daemon import Daemon, run_daemon
+from fits_storage.service.worker import DB_RETRY, is_database_lost, one_line
+
+COMMAND = "copy_from_dhs"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dryrun",
+        action="store_true",
+        help="only log what would be copied and queued; write nothing anywhere",
+    )
+    parser.add_argument(
+        "--once",
+        action="store_true",
+        help="scan twice (--interval apart, as the completeness rule needs two looks), act, "
+        "and exit",
+    )
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="pause between scans of the DHS disk (default: %(default)s)",
+    )
+
+
+def body(daemon: Daemon) -> int | None:
+    config, log, args = daemon.config, daemon.logger, daemon.args
+    if not config.dhs_perm.is_dir():
+        log.error("dhs_perm %s is not a directory", config.dhs_perm)
+        return 1
+    config.storage_root.mkdir(parents=True, exist_ok=True)
+    if not args.dryrun:
+        for name in remove_stale_temporaries(config.storage_root):
+            log.info("Removed stale temporary file %s left by an interrupted copy", name)
+    poller = DhsPoller(config, daemon.session_factory, log, dryrun=args.dryrun)
+    log.info("Watching %s, copying to %s", config.dhs_perm, config.storage_root)
+    daemon.notifier.ready()
+    passes = failures = 0
+    while not daemon.stopping.is_set():
+        daemon.notifier.watchdog()
+        try:
+            result = poller.run_pass()
+        except Exception as exc:
+            if not is_database_lost(exc):
+                raise
+            failures += 1
+            delay = DB_RETRY.delay(failures)
+            log.warning("database unavailable (%s); retrying in %.1fs", one_line(exc), delay)
+            daemon.sleep(delay)
+            continue
+        if failures:
+            log.info("database connection restored")
+            failures = 0
+        passes += 1
+        if result.copied or result.queued or result.rejected:
+            log.info(
+                "Pass complete: %d files on the DHS disk, %d copied, %d queued, %d rejected, "
+                "%d still settling",
+                result.seen,
+                len(result.copied),
+                len(result.queued),
+                len(result.rejected),
+                result.pending,
+            )
+        if args.once and passes >= 2:
+            break
+        log.debug("Pass complete, sleeping")
+        if not daemon.sleep(args.interval):
+            break
+        log.debug("Re-scanning")
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_daemon(
+        COMMAND,
+        __doc__.strip().splitlines()[0].split(": ", 1)[1],
+        body,
+        add_arguments=add_arguments,
+        argv=argv,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Copying one file from the DHS disk into storage_root, so that a crash never shows.
+
+The source is read once, its md5 computed while copying; the copy is written under a temporary
+name beside the destination, fsynced, re-read and checked against that md5 and size, and only
+then renamed over the real name. The source's modification time is kept on the copy, so the
+database (which records the copy's mtime) can later tell an unchanged DHS file without hashing.
+The DHS disk is only ever read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from fits_storage.storage.atomic import AtomicFile
+from fits_storage.storage.base import CHUNK, StorageError
+
+STALE_TEMPORARY_SECONDS = 3600
+
+
+class CopyError(RuntimeError):
+    """The copy was abandoned (source changed while read, or the copy did not verify)."""
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What a scan saw of a file: enough to tell whether it changed since."""
+
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class Copied:
+    size: int
+    md5: str
+
+
+def observe(path: Path) -> Observation:
+    st = path.stat()
+    return Observation(st.st_size, st.st_mtime_ns)
+
+
+def md5_of(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def copy_verified(source: Path, dest: Path, *, expected: Observation | None = None) -> Copied:
+    """Copy ``source`` to ``dest`` atomically and verified; raise CopyError if it cannot be.
+
+    The source must not change while it is read (same size and mtime before and after), nor
+    differ from ``expected``, what the scan that found it complete saw.
+    """
+    before = observe(source)
+    if expected is not None and before != expected:
+        raise CopyError(f"{source.name} changed since it was checked; will try again")
+    digest = hashlib.md5()
+    try:
+        with AtomicFile(dest) as out, open(source, "rb") as handle:
+            while chunk := handle.read(CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+            after = observe(source)
+            if after != before or out.size != before.size:
+                raise CopyError(
+                    f"{source.name} changed while being copied ({before.size} -> {after.size} "
+                    "bytes); will try again once it is stable"
+                )
+            stored = out.commit(md5=digest.hexdigest(), size=before.size, reread=True)
+    except StorageError as exc:
+        raise CopyError(f"{source.name}: copy did not verify: {exc}") from exc
+    os.utime(dest, ns=(time.time_ns(), before.mtime_ns))
+    return Copied(stored.size, stored.md5)
+
+
+def remove_stale_temporaries(
+    directory: Path, older_than: float = STALE_TEMPORARY_SECONDS
+) -> list[str]:
+    """Remove our temporary files (``.<name>.*.part``) left behind by a crash long ago."""
+    removed = []
+    cutoff = time.time() - older_than
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return removed
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith(".") and name.endswith(".part") and ".fits" in name.lower()):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
+                os.unlink(entry.path)
+                removed.append(name)
+        except FileNotFoundError:
+            continue
+    return removed
