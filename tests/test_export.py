@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -68,6 +68,7 @@ class FakeArchive:
     echo_body: bytes | None = None
     close_early: bool = False
     retry_after: str | None = None
+    on_post: Callable[[], None] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def posts(self) -> int:
@@ -127,6 +128,8 @@ def make_handler(archive: FakeArchive) -> type[BaseHTTPRequestHandler]:
                 left -= len(block)
             if archive.delay:
                 time.sleep(archive.delay)
+            if archive.on_post:
+                archive.on_post()
             stated = parse_qs(url.query).get("md5", [""])[0]
             if stated != self.headers.get("Content-MD5") or stated != digest.hexdigest():
                 self._answer(400, b'{"detail": "md5 mismatch"}')
@@ -448,6 +451,29 @@ def test_unconfirmed_upload_is_a_failure(
     with pytest.raises(ExportFailed, match=match):
         make_exporter(export_config, tmp_path).export(session, "N20251123S0054.fits", "", url)
     assert spool_files(tmp_path) == []
+
+
+def test_stale_md5_is_refused_but_a_changed_file_is_sent_again(
+    export_config, session, archive, tmp_path
+) -> None:
+    state, url = archive
+    packed = bz2.compress(fits_like(200_000), 9)
+    diskfile = add_file(export_config, session, "N20251123S0055.fits.bz2", packed)
+    diskfile.file_md5 = "e" * 32  # the database's md5 no longer describes the bytes
+    session.commit()
+    exporter = make_exporter(export_config, tmp_path)
+    with pytest.raises(ExportFailed, match="400.*md5 mismatch"):
+        exporter.export(session, "N20251123S0055.fits.bz2", "", url)
+
+    source = export_config.storage_root / "N20251123S0055.fits.bz2"
+
+    def rewrite() -> None:  # the file is replaced while the upload is under way
+        source.write_bytes(packed[::-1])
+
+    state.on_post = rewrite
+    with pytest.raises(TransientError, match="changed while it was being sent") as caught:
+        exporter.export(session, "N20251123S0055.fits.bz2", "", url)
+    assert caught.value.counts is True
 
 
 def test_missing_diskfile_or_file_fails(export_config, session, archive, tmp_path) -> None:

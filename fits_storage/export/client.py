@@ -8,10 +8,9 @@ failed on this upload (retry this file later), or the server refused (a person m
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -57,38 +56,27 @@ class BadAnswer(ExportClientError):
 
 @dataclass
 class SendingBody:
-    """The request body: the payload's file in large chunks, hashing what actually goes out.
+    """The request body: the payload's file in large chunks.
 
     Having ``__len__`` and no ``read`` makes requests send a Content-Length and urllib3 send
     our chunks as they are (1 MiB, not its 16 kB default), so memory is one chunk whatever the
-    file size. The running md5 tells whether the bytes sent are the bytes whose md5 was stated.
+    file size. The bytes are not hashed again here: the destination checks them against the
+    md5 we state, and echoes what it received.
     """
 
     payload: Payload
     chunk: int = CHUNK_BYTES
     sent: int = 0
-    _digest: Any = field(default_factory=hashlib.md5)
 
     def __len__(self) -> int:
         return self.payload.size
 
     def __iter__(self) -> Iterator[bytes]:
         self.sent = 0
-        self._digest = hashlib.md5()
         with open(self.payload.path, "rb") as src:
             while block := src.read(self.chunk):
-                self._digest.update(block)
                 self.sent += len(block)
                 yield block
-
-    @property
-    def md5(self) -> str:
-        return self._digest.hexdigest()
-
-    @property
-    def intact(self) -> bool:
-        """True when exactly the stated bytes went out (the file did not change under us)."""
-        return self.sent == self.payload.size and self.md5 == self.payload.md5
 
 
 @dataclass
@@ -145,7 +133,7 @@ class DestinationClient:
         parts = [quote(part, safe="") for part in path.strip("/").split("/") if part]
         return "/".join([self.base_url, "upload_file", *parts, quote(filename, safe="")])
 
-    def upload(self, path: str, filename: str, payload: Payload) -> tuple[Receipt, SendingBody]:
+    def upload(self, path: str, filename: str, payload: Payload) -> Receipt:
         """POST the payload, stating its md5, and return what the destination says it got."""
         url = self.upload_url(path, filename)
         body = SendingBody(payload)
@@ -167,7 +155,7 @@ class DestinationClient:
             raise UploadServerError(message)
         if response.status_code >= 400:
             raise DestinationRefused(f"{_describe(response)} from {url}", response.status_code)
-        return _receipt(response, url), body
+        return _receipt(response, url)
 
     def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         try:

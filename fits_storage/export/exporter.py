@@ -159,19 +159,20 @@ class Exporter:
             )
 
         started = time.monotonic()
+        before = _signature(source)
         payload = self._payload(source, diskfile)
         try:
             logger.info("transferring %s to %s (%d bytes)", remote_name, destination, payload.size)
-            receipt, body = self._guard(
+            receipt = self._guard(
                 destination,
                 lambda: client.upload(path, remote_name, payload),
                 file_key=(destination, path, filename),
+                source=(source, before),
             )
         finally:
             payload.discard()
-        if not body.intact:
-            raise TransientError(f"{source} changed while it was being sent; sending it again")
         if receipt.size != payload.size or receipt.md5 != payload.md5:
+            self._raise_if_changed(source, before)
             raise ExportFailed(
                 f"{destination} confirms {receipt.size} bytes with md5 {receipt.md5} for "
                 f"{remote_name}, but {payload.size} bytes with md5 {payload.md5} were sent"
@@ -199,7 +200,13 @@ class Exporter:
                 counts=False,
             )
 
-    def _guard(self, destination: str, call: Any, file_key: tuple[str, str, str] | None = None):
+    def _guard(
+        self,
+        destination: str,
+        call: Any,
+        file_key: tuple[str, str, str] | None = None,
+        source: tuple[Path, tuple[int, int]] | None = None,
+    ) -> Any:
         """Run one HTTP exchange and turn its failure into what the queue should do."""
         try:
             result = call()
@@ -220,6 +227,8 @@ class Exporter:
                 f"{exc}; retrying this file in {delay:.0f}s", delay=delay, counts=False
             ) from exc
         except DestinationRefused as exc:
+            if source is not None:
+                self._raise_if_changed(*source)
             raise ExportFailed(f"refused: {exc}") from exc
         except BadAnswer as exc:
             raise ExportFailed(str(exc)) from exc
@@ -227,6 +236,12 @@ class Exporter:
         if recovered:
             self.logger.info("%s answers again after %d failure(s)", destination, recovered)
         return result
+
+    @staticmethod
+    def _raise_if_changed(source: Path, before: tuple[int, int]) -> None:
+        """A file rewritten while it was read explains a refusal or mismatch: send it again."""
+        if _signature(source) != before:
+            raise TransientError(f"{source} changed while it was being sent; sending it again")
 
     def _payload(self, source: Path, diskfile: DiskFile) -> Payload:
         """The bytes to send and their md5, known before sending (the server checks it)."""
@@ -238,6 +253,14 @@ class Exporter:
             return Payload(source, diskfile.file_size, diskfile.file_md5, spooled=False)
         size, md5 = file_md5(source)
         return Payload(source, size, md5, spooled=False)
+
+
+def _signature(path: Path) -> tuple[int, int]:
+    try:
+        stat = path.stat()
+    except OSError:
+        return (-1, -1)
+    return (stat.st_size, stat.st_mtime_ns)
 
 
 def present_diskfile(session: Session, filename: str, path: str) -> DiskFile:
