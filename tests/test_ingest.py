@@ -99,6 +99,20 @@ def test_real_gmos_file(session: Session, config: Config) -> None:
         assert report.fitsverify_ok is None and report.fitsverify_report is None
 
 
+def test_without_fitsverify_on_path(
+    session: Session, config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sites without fitsverify still ingest; the report says it was not run (NULL)."""
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    assert fitsverify_program() is None
+    make_observatory_file(config.storage_root, "N20251123S0002.fits")
+    result = ingest(session, config, "N20251123S0002.fits")
+    report = session.scalar(
+        select(DiskFileReport).where(DiskFileReport.diskfile_id == result.diskfile_id)
+    )
+    assert report.astropy_ok and report.fitsverify_ok is None and report.fitsverify_report is None
+
+
 def test_every_astropy_file_including_invalid_ones(session: Session, config: Config) -> None:
     folder = config.storage_root / "astropy"
     names = astropy_fits_names()
@@ -280,7 +294,7 @@ def test_broken_files_fail_clearly_and_write_nothing(
         ("N20251123S0101.fits", "", "dir", "is not a regular file"),
         ("N20251123S0102.fits.bz2", "", "bz2", "bz2 stream ends early"),
         ("N20251123S0103.fits.bz2", "", "notbz2", "corrupt bz2 data"),
-        ("N20251123S0104.fits", "../outside", None, "path is outside storage_root"),
+        ("N20251123S0104.fits", "../outside", None, "refused name: '..' starts with"),
     ],
 )
 def test_missing_or_unreadable_input(

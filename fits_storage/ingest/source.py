@@ -15,6 +15,7 @@ from pathlib import Path
 
 from fits_storage.config import Config
 from fits_storage.ingest.errors import IngestError
+from fits_storage.storage.names import BadName, relative_name
 
 
 @dataclass(frozen=True)
@@ -26,12 +27,11 @@ class StoredStat:
 
 
 def stored_path(config: Config, path: str, filename: str) -> Path:
-    """``storage_root / path / filename``, refusing names that would leave storage_root."""
-    root = config.storage_root.resolve()
-    full = (root / path / filename).resolve()
-    if full.parent != (root / path).resolve() or not full.is_relative_to(root):
-        raise IngestError(f"{path}/{filename}: path is outside storage_root {root}")
-    return full
+    """``storage_root / path / filename``, refusing names that could leave storage_root."""
+    try:
+        return config.storage_root / relative_name(filename, path)
+    except BadName as exc:
+        raise IngestError(f"{describe(path, filename)}: refused name: {exc}") from exc
 
 
 def describe(path: str, filename: str) -> str:
