@@ -8,6 +8,7 @@ from __future__ import annotations
 from fits_storage.config import Config
 from fits_storage.storage.atomic import AtomicFile, copy_atomic
 from fits_storage.storage.base import (
+    CHUNK,
     Md5Mismatch,
     NotInStore,
     StorageError,
@@ -30,6 +31,7 @@ def get_store(config: Config) -> Store:
 
 
 __all__ = [
+    "CHUNK",
     "AtomicFile",
     "BadName",
     "LocalStore",
