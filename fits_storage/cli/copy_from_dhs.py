@@ -48,7 +48,14 @@ def body(daemon: Daemon) -> int | None:
     if not args.dryrun:
         for name in remove_stale_temporaries(config.storage_root):
             log.info("Removed stale temporary file %s left by an interrupted copy", name)
-    poller = DhsPoller(config, daemon.session_factory, log, dryrun=args.dryrun)
+    poller = DhsPoller(
+        config,
+        daemon.session_factory,
+        log,
+        dryrun=args.dryrun,
+        tick=daemon.notifier.watchdog,
+        stopping=daemon.stopping,
+    )
     log.info("Watching %s, copying to %s", config.dhs_perm, config.storage_root)
     daemon.notifier.ready()
     passes = failures = 0

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -79,13 +81,19 @@ class DhsPoller:
         logger: logging.Logger,
         *,
         dryrun: bool = False,
+        tick: Callable[[], None] | None = None,
+        stopping: threading.Event | None = None,
     ) -> None:
+        """``tick`` is called for every file acted on (the daemon feeds systemd's watchdog from
+        it during a long catch-up); ``stopping`` ends a pass early between two files."""
         self.source_dir = config.dhs_perm
         self.dest_dir = config.storage_root
         self.min_age_ns = int(config.min_dhs_age_seconds * 1e9)
         self.session_factory = session_factory
         self.log = logger
         self.dryrun = dryrun
+        self.tick = tick or (lambda: None)
+        self.stopping = stopping or threading.Event()
         self.queue = get_queue("ingest", config)
         self.previous: dict[str, Observation] = {}
         self.settled: dict[str, Observation] = {}
@@ -192,6 +200,9 @@ class DhsPoller:
         self.log.debug("%d new files to check", len(names))
         known = self.recorded_versions(names)
         for name in names:
+            if self.stopping.is_set():
+                break
+            self.tick()
             self.handle(name, listing[name], known.get(name, []), result)
         return result
 
