@@ -12,6 +12,7 @@ from fits_storage.config import Config
 from fits_storage.storage import (
     AtomicFile,
     BadName,
+    FileStat,
     LocalStore,
     Md5Mismatch,
     NotInStore,
@@ -103,6 +104,10 @@ def test_local_store_round_trip(tmp_path: Path) -> None:
     assert dest.read_bytes() == source.read_bytes()
     assert oct(dest.stat().st_mode & 0o777) == "0o644"
     assert store.info("N20251123S0042.fits", "2025") == expected
+    assert store.stat("N20251123S0042.fits", "2025") == FileStat(
+        expected.size, dest.stat().st_mtime_ns
+    )
+    assert store.stat("N20251123S0042.fits") is None
     assert b"".join(store.iter_bytes("N20251123S0042.fits", "2025")) == source.read_bytes()
     mtime = dest.stat().st_mtime_ns
     assert store.store(source, "N20251123S0042.fits", "2025") == expected  # no-op
@@ -160,6 +165,10 @@ def test_s3_upload_md5_metadata_and_read_back(tmp_path: Path, s3_endpoint: str, 
     assert head["Metadata"]["md5"] == expected.md5
     assert head["ContentLength"] == expected.size
     assert store.info("N20251123S0042.fits", "2025") == expected
+    stat = store.stat("N20251123S0042.fits", "2025")
+    assert stat is not None and (stat.size, stat.md5) == (expected.size, expected.md5)
+    assert stat.mtime_ns == int(head["LastModified"].timestamp()) * 1_000_000_000
+    assert store.stat("missing.fits") is None
     store.verify_readback("N20251123S0042.fits", "2025", expected)
     assert b"".join(store.iter_bytes("N20251123S0042.fits", "2025")) == source.read_bytes()
 

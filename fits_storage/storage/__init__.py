@@ -9,6 +9,7 @@ from fits_storage.config import Config
 from fits_storage.storage.atomic import AtomicFile, copy_atomic
 from fits_storage.storage.base import (
     CHUNK,
+    FileStat,
     Md5Mismatch,
     NotInStore,
     StorageError,
@@ -34,6 +35,7 @@ __all__ = [
     "CHUNK",
     "AtomicFile",
     "BadName",
+    "FileStat",
     "LocalStore",
     "Md5Mismatch",
     "NotInStore",

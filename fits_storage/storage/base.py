@@ -38,6 +38,16 @@ class StoredFile:
     md5: str
 
 
+@dataclass(frozen=True)
+class FileStat:
+    """Size and modification time of stored bytes (cheap: no reading), and the md5 when the
+    store keeps it alongside (S3 metadata) rather than having to compute it."""
+
+    size: int
+    mtime_ns: int
+    md5: str | None = None
+
+
 def file_md5(path: Path) -> StoredFile:
     """Size and md5 of a file, read in chunks (never the whole file in memory)."""
     digest = hashlib.md5()
@@ -84,6 +94,10 @@ class Store(ABC):
 
         ``md5`` is what the source must hash to (raise Md5Mismatch otherwise).
         """
+
+    @abstractmethod
+    def stat(self, filename: str, path: str = "") -> FileStat | None:
+        """Size and mtime without reading the bytes, or None when the file is not there."""
 
     @abstractmethod
     def info(self, filename: str, path: str = "") -> StoredFile | None:

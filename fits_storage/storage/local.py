@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
 from fits_storage.storage.atomic import copy_atomic
-from fits_storage.storage.base import NotInStore, Store, StoredFile, check, file_md5
+from fits_storage.storage.base import FileStat, NotInStore, Store, StoredFile, check, file_md5
 from fits_storage.storage.names import relative_name
 
 
@@ -33,6 +34,13 @@ class LocalStore(Store):
             if there == here:
                 return there
         return copy_atomic(Path(source), dest, md5=md5)
+
+    def stat(self, filename: str, path: str = "") -> FileStat | None:
+        try:
+            st = self.path_of(filename, path).stat()
+        except FileNotFoundError:
+            return None
+        return FileStat(st.st_size, st.st_mtime_ns) if stat.S_ISREG(st.st_mode) else None
 
     def info(self, filename: str, path: str = "") -> StoredFile | None:
         dest = self.path_of(filename, path)

@@ -26,6 +26,7 @@ from s3transfer.utils import ChunksizeAdjuster
 from fits_storage.storage.atomic import AtomicFile
 from fits_storage.storage.base import (
     CHUNK,
+    FileStat,
     Md5Mismatch,
     NotInStore,
     StorageError,
@@ -90,6 +91,13 @@ class S3Store(Store):
             raise _translate(exc, f"s3://{self.bucket}/{key}") from exc
         except BotoCoreError as exc:
             raise _translate(exc, f"s3://{self.bucket}/{key}") from exc
+
+    def stat(self, filename: str, path: str = "") -> FileStat | None:
+        head = self._head(relative_name(filename, path))
+        if head is None:
+            return None
+        mtime_ns = int(head["LastModified"].timestamp()) * 1_000_000_000
+        return FileStat(head["ContentLength"], mtime_ns, head.get("Metadata", {}).get(MD5_KEY))
 
     def info(self, filename: str, path: str = "") -> StoredFile | None:
         head = self._head(relative_name(filename, path))
