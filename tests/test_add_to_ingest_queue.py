@@ -229,3 +229,21 @@ def test_command_queues_many_files_in_bulk(config: Config) -> None:
     assert result.stdout.strip() == "found 20000, queued 20000, already queued 0, skipped 0"
     assert len(queued(config)) == 20000
     print(f"queued 20000 files in {time.monotonic() - started:.1f}s")  # no timing assertion
+
+
+def test_progress_bar_only_when_enabled() -> None:
+    import io
+
+    from fits_storage.cli.add_to_ingest_queue import ProgressBar
+
+    stream = io.StringIO()
+    bar = ProgressBar(10, stream, enabled=True, width=10)
+    bar.advance(5)
+    bar.advance(5)
+    bar.close()
+    assert stream.getvalue().endswith("[##########] 10/10 queued\n")
+    quiet = io.StringIO()
+    off = ProgressBar(10, quiet, enabled=False)
+    off.advance(10)
+    off.close()
+    assert quiet.getvalue() == ""
