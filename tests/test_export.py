@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -564,6 +564,11 @@ def test_add_to_export_queue_selects_present_files(export_config, session) -> No
     assert ("N20251123S0001.fits", "", "http://c.example") in entries
     assert ("N20251124S0001.fits", "later", "http://b.example") in entries
     assert not any(name == "N20251122S0001.fits" for name, _, _ in entries)
+
+    today = datetime.now(UTC).strftime("%Y%m%d")
+    add_file(export_config, session, f"N{today}S0001.fits", fits_like(1000))
+    recent = run_command("add_to_export_queue", export_config, dests, "--file-re", "today")
+    assert "1 file(s) selected for 2 destination(s)" in recent.stdout, recent.stderr
 
     nothing = run_command("add_to_export_queue", export_config, dests)
     assert nothing.returncode == 2 and "--file-re" in nothing.stderr

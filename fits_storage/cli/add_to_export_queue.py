@@ -11,11 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from fits_storage.cli.common import load_config_or_exit, open_database, setup_console_logging
 from fits_storage.export import ExportSelection, queue_exports
 from fits_storage.queues import get_queue
-
-try:  # the shared --file-re shortcuts (today, fourday, ...), where that module has landed
-    from fits_storage.scan import special_dates_regex
-except ImportError:  # pragma: no cover
-    special_dates_regex = None  # type: ignore[assignment]
+from fits_storage.scan import special_dates_regex
 
 
 def parser() -> argparse.ArgumentParser:
@@ -106,8 +102,7 @@ def main(argv: list[str] | None = None) -> int:
 def _compile(file_re: str | None) -> re.Pattern[str] | None:
     if not file_re:
         return None
-    special = special_dates_regex(file_re) if special_dates_regex is not None else None
-    return re.compile(special or file_re)
+    return re.compile(special_dates_regex(file_re) or file_re)
 
 
 if __name__ == "__main__":

@@ -219,6 +219,7 @@ class Exporter:
                 counts=False,
             ) from exc
         except UploadServerError as exc:
+            self._answered(destination)
             assert file_key is not None
             failures = self._file_failures.get(file_key, 0) + 1
             self._file_failures[file_key] = failures
@@ -227,15 +228,21 @@ class Exporter:
                 f"{exc}; retrying this file in {delay:.0f}s", delay=delay, counts=False
             ) from exc
         except DestinationRefused as exc:
+            self._answered(destination)
             if source is not None:
                 self._raise_if_changed(*source)
             raise ExportFailed(f"refused: {exc}") from exc
         except BadAnswer as exc:
+            self._answered(destination)
             raise ExportFailed(str(exc)) from exc
+        self._answered(destination)
+        return result
+
+    def _answered(self, destination: str) -> None:
+        """Any answer at all means the destination is up again."""
         recovered = self.health.succeeded(destination)
         if recovered:
             self.logger.info("%s answers again after %d failure(s)", destination, recovered)
-        return result
 
     @staticmethod
     def _raise_if_changed(source: Path, before: tuple[int, int]) -> None:
