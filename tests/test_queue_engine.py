@@ -55,6 +55,8 @@ def test_bulk_add_reports_only_new_entries(session: Session) -> None:
     assert queue.add_many(session, names + names[:10]) == 1500
     session.commit()
     assert queue.counts(session).waiting == 2500
+    twice = [{"filename": "a.fits"}, {"filename": "a.fits"}, {"filename": "b.fits", "force": True}]
+    assert queue.add_many(session, twice) == 2  # duplicates within one statement too
 
 
 def test_claims_newest_first_and_once(session: Session) -> None:

@@ -25,7 +25,7 @@ from fits_storage.queues import statements as sql
 from fits_storage.queues.sortkey import sortkey_for_filename
 from fits_storage.queues.status import Status
 
-BULK_ROWS = 1000
+BULK_ROWS = 10_000
 CORE_COLUMNS = frozenset(c for c in QueueEntryMixin.__annotations__ if not c.startswith("_"))
 
 
@@ -110,7 +110,7 @@ class Queue:
         unknown = set(extra) - set(self.extra_columns)
         if unknown:
             raise TypeError(f"{self.name} has no column(s) {sorted(unknown)}")
-        row = {c.name: None for c in self.table.c if c.name in self.extra_columns}
+        row = {}
         for column in self.extra_columns:
             default = self.table.c[column].default
             row[column] = extra.get(column, default.arg if default is not None else None)
@@ -157,12 +157,14 @@ class Queue:
         return added
 
     def _insert(self, session: Session, dialect: str, rows: list[dict]) -> int:
-        # Rows of one statement must not conflict with each other for SQLite's benefit too.
-        unique = list({tuple(r[k] for k in self.key): r for r in rows}.values())
-        inserted = len(session.execute(sql.insert_entries(self.table, dialect, unique)).all())
-        if inserted and dialect == "postgresql":
-            session.execute(sql.notify(), {"channel": self.channel})
-        return inserted
+        statement = sql.insert_entries(self.table, dialect, tuple(rows[0]))
+        if dialect == "postgresql":
+            columns = {name: [row[name] for row in rows] for name in rows[0]}
+            inserted = len(session.execute(statement, columns).all())
+            if inserted:
+                session.execute(sql.notify(), {"channel": self.channel})
+            return inserted
+        return len(session.execute(statement, rows).all())
 
     # -- claiming -----------------------------------------------------------------------------
 
