@@ -28,7 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"sent; default {default_spool_dir()})",
     )
     parser.add_argument(
-        "--connect-timeout", type=float, default=10.0, help="seconds (default %(default)s)"
+        "--connect-timeout",
+        type=float,
+        default=10.0,
+        help="seconds to wait for a connection to a destination (default %(default)s)",
     )
     parser.add_argument(
         "--timeout",
