@@ -176,13 +176,14 @@ def ingest_file(
     force: bool = False,
     force_md5: bool = False,
 ) -> IngestResult:
-    """Bring the database up to date with the file at ``storage_root / path / filename``.
+    """Bring the database up to date with the stored file ``path/filename`` (disk or S3).
 
-    Unchanged size and mtime mean unchanged, unless ``force_md5``, when the md5 decides;
-    ``force`` records a new version whatever. Any transaction already open on ``session`` is
-    committed before the file is read. The caller commits the writes (and rolls back on an
-    exception: nothing is then recorded). Bad input raises :class:`IngestError`; a file
-    changing while it is read raises :class:`FileChangingError` (transient).
+    Unchanged size and mtime (and md5, when the store keeps one) mean unchanged, unless
+    ``force_md5``, when the md5 decides; ``force`` records a new version whatever. Any
+    transaction already open on ``session`` is committed before the file is read. The caller
+    commits the writes (and rolls back on an exception: nothing is then recorded). Bad input
+    raises :class:`IngestError`; a file changing while it is read raises
+    :class:`FileChangingError` (transient); an unreachable data store, a TransientError.
     """
     label = describe(path, filename)
     name = file_name_for(filename)
@@ -196,6 +197,7 @@ def ingest_file(
         and same_place
         and not (force or force_md5)
         and (current.size, current.mtime_ns) == (stat.size, stat.mtime_ns)
+        and stat.md5 in (None, current.md5)
     ):
         return IngestResult(IngestAction.UNCHANGED, filename, path, current.file_id, current.id)
 
