@@ -13,10 +13,11 @@ second measured four ways on the same database, in the same run:
   a time each, deleting successful jobs, processing the same number of no-op jobs;
 * ``ceil``: the bare claim and complete statements, compiled from ``queues/statements.py``, each
   in its own autocommit transaction: ``pgbench -M prepared -c K -j K`` on PostgreSQL, K plain
-  ``sqlite3`` processes with ``BEGIN IMMEDIATE`` on SQLite; ``sql5`` runs every statement the
-  engine issues per entry, in its two transactions (claim: fail_abandoned, claim_stale,
-  claim_waiting; complete: complete, delete_failed), the same way: ``loop``/``sql5`` is
-  what the Python side costs, ``sql5``/``ceil`` what the extra statements cost.
+  ``sqlite3`` processes with ``BEGIN IMMEDIATE`` on SQLite; ``eng`` runs the statements the
+  engine issues per entry on a busy queue, in its two transactions (claim: claim_waiting;
+  complete: finish, which also removes the file's earlier failures; the dead-worker sweep runs
+  at most every quarter lease and is left out), the same way: ``loop``/``eng`` is what the
+  Python side costs, ``eng``/``ceil`` what the extra work costs.
 
 Then the latency from an add's commit to its claim, for one idle worker (LISTEN/NOTIFY on
 PostgreSQL, polling every ``--sqlite-poll`` seconds on SQLite).
@@ -319,20 +320,8 @@ def pgbench_script(table: Any, exclusive: tuple[str, ...], full: bool) -> str:
     complete = render(sql.complete(table)) + ";"
     if not full:
         return f"{claim}\n{complete}\n"
-    return "\n".join(
-        [
-            "BEGIN;",
-            render(sql.fail_abandoned(table)) + ";",
-            render(sql.claim_stale(table, True)) + ";",
-            claim,
-            "COMMIT;",
-            "BEGIN;",
-            complete,
-            render(sql.delete_failed(table, ("filename", "path"))) + ";",
-            "COMMIT;",
-            "",
-        ]
-    )
+    finish = render(sql.finish(table, ("filename", "path"))) + ";"
+    return "\n".join(["BEGIN;", claim, "COMMIT;", "BEGIN;", finish, "COMMIT;", ""])
 
 
 def pgbench(backend: Backend, k: int, n: int, full: bool) -> Run:
@@ -374,9 +363,7 @@ def child_sqlite_bare(spec: dict[str, Any]) -> None:
     claim_steps = [claim]
     complete_steps = [render(sql.complete(table))]
     if spec["full"]:
-        claim_steps = [render(sql.fail_abandoned(table)), render(sql.claim_stale(table, False))]
-        claim_steps.append(claim)
-        complete_steps.append(render(sql.delete_failed(table, ("filename", "path"))))
+        complete_steps = [render(sql.finish(table, ("filename", "path")))]
     conn = sqlite3.connect(spec["path"], timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
     conn.isolation_level = None
     for pragma in (
@@ -537,7 +524,7 @@ def throughput_table(backend: Backend, args: argparse.Namespace) -> dict[int, di
             measures["peer"] = partial(peer.run, k, n)
         bare = pgbench if backend.is_pg else sqlite_bare
         measures["ceil"] = partial(bare, backend, k, n, full=False)
-        measures["sql5"] = partial(bare, backend, k, n, full=True)
+        measures["eng"] = partial(bare, backend, k, n, full=True)
         for what, measure in measures.items():
             row[what] = best_of(args.repeat, measure)
             progress(f"  {backend.name} K={k} {what}: {fmt(row[what].rate)}/s")
@@ -546,7 +533,7 @@ def throughput_table(backend: Backend, args: argparse.Namespace) -> dict[int, di
     rows = []
     for k, row in results.items():
         svc, loop = row["svc"], row["loop"]
-        peer_run, ceil, sql5 = row.get("peer", none), row["ceil"], row["sql5"]
+        peer_run, ceil, eng = row.get("peer", none), row["ceil"], row["eng"]
         rows.append(
             [
                 str(k),
@@ -559,16 +546,16 @@ def throughput_table(backend: Backend, args: argparse.Namespace) -> dict[int, di
                 fmt(ceil.rate),
                 ratio(svc.rate, ceil.rate),
                 ratio(loop.rate, ceil.rate),
-                fmt(sql5.rate),
-                ratio(loop.rate, sql5.rate),
+                fmt(eng.rate),
+                ratio(loop.rate, eng.rate),
             ]
         )
     headers = ["K", "svc/s", "svc+start/s", "loop/s", "peer/s", "svc/peer", "loop/peer"]
-    headers += ["ceil/s", "svc/ceil", "loop/ceil", "sql5/s", "loop/sql5"]
+    headers += ["ceil/s", "svc/ceil", "loop/ceil", "eng/s", "loop/eng"]
     peer_name = "procrastinate" if peer is not None else "none"
     print_table(
         f"{backend.name}: entries claimed and completed per second, {n} entries, "
-        f"K worker processes (peer: {peer_name}; ceil/sql5: "
+        f"K worker processes (peer: {peer_name}; ceil/eng: "
         f"{'pgbench -M prepared' if backend.is_pg else 'plain sqlite3'})",
         headers,
         rows,

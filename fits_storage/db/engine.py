@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import NullPool
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -25,8 +24,14 @@ def is_sqlite(engine_or_url: Engine | str) -> bool:
     return url.get_backend_name() == "sqlite"
 
 
-def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
-    """Create the engine for ``url`` with the settings this system relies on."""
+def make_engine(
+    url: str, *, pool_size: int = 5, pre_ping: bool = True, echo: bool = False
+) -> Engine:
+    """Create the engine for ``url`` with the settings this system relies on.
+
+    ``pre_ping=False`` saves a round trip per checkout for callers that handle a lost
+    connection themselves (the worker loop retries with backoff).
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -36,13 +41,14 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
         engine = create_engine(
             parsed,
             echo=echo,
-            poolclass=NullPool,
+            pool_size=pool_size,
+            max_overflow=pool_size,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
         )
         _install_sqlite_hooks(engine)
         return engine
     return create_engine(
-        parsed, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        parsed, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping
     )
 
 

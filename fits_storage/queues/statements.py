@@ -159,13 +159,17 @@ def complete(table: Table) -> Delete:
 
 
 @cache
-def delete_failed(table: Table, key: tuple[str, ...]) -> Delete:
-    """A success for a file removes its earlier failures."""
-    return (
-        delete(table)
-        .where(table.c.status == Status.FAILED.value)
-        .where(*(table.c[col] == bindparam(f"key_{col}") for col in key))
+def finish(table: Table, key: tuple[str, ...]) -> Delete:
+    """Success: delete the entry (fenced) and, in the same statement, the file's failures.
+
+    The caller checks that an ``in_progress`` row was among those deleted; if not, the lease
+    was lost and it must roll back.
+    """
+    failures = and_(
+        table.c.status == Status.FAILED.value,
+        *(table.c[col] == bindparam(f"key_{col}") for col in key),
     )
+    return delete(table).where(or_(_fence(table), failures)).returning(table.c.status)
 
 
 @cache

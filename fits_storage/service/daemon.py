@@ -122,7 +122,7 @@ def run_daemon(
     if args.demon:
         _daemonize(handlers, lock)
 
-    engine = make_engine(config.database_url)
+    engine = make_engine(config.database_url, pre_ping=False)
     daemon = Daemon(command, args.name, args, config, logger, engine, make_session_factory(engine))
     _install_signal_handlers(daemon)
     logger.info(

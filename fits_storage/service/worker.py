@@ -115,10 +115,12 @@ class QueueLoop:
         self.worker = Worker(f"{daemon.command}-{daemon.name}")
         self.context = WorkContext(daemon, self.worker)
         self.waker = Waker(daemon.config.database_url, queue.channel, daemon.stopping)
+        self.heartbeat = Heartbeat(queue, daemon)
 
     def run(self) -> int | None:
         daemon, args = self.daemon, self.daemon.args
         daemon.notifier.ready()
+        self.heartbeat.start()
         failures = 0
         try:
             while not daemon.stopping.is_set():
@@ -149,6 +151,7 @@ class QueueLoop:
                 if args.oneshot:
                     break
         finally:
+            self.heartbeat.stop()
             self.waker.close()
         return None
 
@@ -161,8 +164,7 @@ class QueueLoop:
     def process(self, entry: Entry) -> None:
         label = f"{entry.path}/{entry.filename}" if entry.path else entry.filename
         self.log.info("processing %s (attempt %d)", label, entry.attempts)
-        heartbeat = Heartbeat(self.queue, entry, self.daemon, self.queue.lease_seconds / 3)
-        heartbeat.start()
+        self.heartbeat.watch(entry)
         try:
             self._run_work(entry, label)
         except Exception as exc:
@@ -173,7 +175,7 @@ class QueueLoop:
             )
             self._release(entry)
         finally:
-            heartbeat.stop()
+            self.heartbeat.watch(None)
 
     def _run_work(self, entry: Entry, label: str) -> None:
         with self.daemon.session_factory() as session:
@@ -229,28 +231,44 @@ class QueueLoop:
 
 
 class Heartbeat(threading.Thread):
-    """Keeps a claimed entry's lease alive while the work runs (and feeds systemd's watchdog)."""
+    """Keeps the lease of the entry in hand alive (and feeds systemd's watchdog).
 
-    def __init__(self, queue: Queue, entry: Entry, daemon: Daemon, interval: float) -> None:
-        super().__init__(name=f"heartbeat-{entry.id}", daemon=True)
-        self.queue, self.entry, self.daemon = queue, entry, daemon
-        self.interval = max(0.05, interval)
-        self._stop_event = threading.Event()
+    One thread for the life of the worker, told which entry to watch: starting a thread per
+    entry cost more than a claim.
+    """
+
+    def __init__(self, queue: Queue, daemon: Daemon) -> None:
+        super().__init__(name="heartbeat", daemon=True)
+        self.queue, self.daemon = queue, daemon
+        self.interval = max(0.05, queue.lease_seconds / 3)
+        self._entry: Entry | None = None
+        self._lock = threading.Lock()
+        self._finished = threading.Event()
+
+    def watch(self, entry: Entry | None) -> None:
+        with self._lock:
+            self._entry = entry
 
     def run(self) -> None:
-        while not self._stop_event.wait(self.interval):
+        while not self._finished.wait(self.interval):
             self.daemon.notifier.watchdog()
+            with self._lock:
+                entry = self._entry
+            if entry is None:
+                continue
             try:
                 with self.daemon.session_factory() as session:
-                    alive = self.queue.heartbeat(session, self.entry)
+                    alive = self.queue.heartbeat(session, entry)  # fenced: harmless if late
                     session.commit()
             except Exception as exc:  # noqa: BLE001 - keep trying; the lease may still hold
                 self.daemon.logger.warning("heartbeat failed: %s", one_line(exc))
                 continue
             if not alive:
-                self.daemon.logger.warning("lease on %s lost", self.entry.filename)
-                return
+                with self._lock:
+                    if self._entry is entry:
+                        self.daemon.logger.warning("lease on %s lost", entry.filename)
+                        self._entry = None
 
     def stop(self) -> None:
-        self._stop_event.set()
+        self._finished.set()
         self.join(timeout=10)
