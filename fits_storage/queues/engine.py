@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, Table
+from sqlalchemy import Connection, Row, Table
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -28,6 +28,11 @@ from fits_storage.queues.status import Status
 
 BULK_ROWS = 10_000
 CORE_COLUMNS = frozenset(c for c in QueueEntryMixin.__annotations__ if not c.startswith("_"))
+
+
+def _dialect_name(executor: Session | Connection) -> str:
+    bind = executor.get_bind() if isinstance(executor, Session) else executor
+    return bind.dialect.name
 
 
 @dataclass(frozen=True)
@@ -143,7 +148,7 @@ class Queue:
 
     def add_many(self, session: Session, items: Iterable[Mapping[str, Any]]) -> int:
         """Queue many files in few statements; returns how many were new (not already waiting)."""
-        dialect = session.get_bind().dialect.name
+        dialect = _dialect_name(session)
         added = 0
         batch: list[dict] = []
         for item in items:
@@ -170,14 +175,14 @@ class Queue:
 
     # -- claiming -----------------------------------------------------------------------------
 
-    def claim(self, session: Session, worker: Worker) -> Entry | None:
+    def claim(self, session: Session | Connection, worker: Worker) -> Entry | None:
         """Lease the next entry: the newest waiting one, or one whose worker died.
 
         Looking for dead workers' entries costs two statements, so it is done when nothing is
         waiting, and otherwise at most every quarter lease: a rescue is never later than
         about 1.25 lease periods, and a busy queue pays one statement per claim.
         """
-        skip_locked = session.get_bind().dialect.name == "postgresql"
+        skip_locked = _dialect_name(session) == "postgresql"
         now = utcnow()
         params = {"worker": worker.name, "host": worker.host, "pid": worker.pid, "now": now}
         row = None
@@ -202,7 +207,9 @@ class Queue:
             row=dict(mapping),
         )
 
-    def _claim_stale(self, session: Session, params: dict, skip_locked: bool) -> Row | None:
+    def _claim_stale(
+        self, session: Session | Connection, params: dict, skip_locked: bool
+    ) -> Row | None:
         """Fail entries whose workers keep dying on them; take over one whose worker died."""
         self._next_sweep = time.monotonic() + self.lease_seconds / 4
         stale = {

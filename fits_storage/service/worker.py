@@ -156,6 +156,16 @@ class QueueLoop:
         return None
 
     def _claim(self) -> Entry | None:
+        """Claim with as few round trips as possible.
+
+        On PostgreSQL each claim statement is atomic by itself, so it runs in autocommit: one
+        round trip instead of BEGIN, statement, COMMIT. SQLite keeps its BEGIN IMMEDIATE.
+        """
+        engine = self.daemon.engine
+        if engine.dialect.name == "postgresql":
+            with engine.connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT")
+                return self.queue.claim(conn, self.worker)
         with self.daemon.session_factory() as session:
             entry = self.queue.claim(session, self.worker)
             session.commit()
