@@ -8,7 +8,6 @@ import bz2
 import hashlib
 import http.client
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -520,7 +519,7 @@ def test_fits_storage_web_command_serves_uploads(archive_config: Config) -> None
     finally:
         process.terminate()
         output = process.communicate(timeout=15)[0].decode()
-    assert process.returncode in (0, -signal.SIGTERM), output  # uvicorn re-raises SIGTERM
+    assert process.returncode == 0, output  # a clean stop on SIGTERM
     assert "received N1.fits" in output
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from fits_storage.cli.common import load_config_or_exit, setup_console_logging
@@ -25,6 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     from fits_storage.web import create_app
+
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the handler
+    # that was installed before it started; with these no-op handlers a clean stop exits 0,
+    # as systemd and the other commands expect.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: None)
 
     uvicorn.run(
         create_app(config),
