@@ -119,3 +119,25 @@ def test_help_names_the_common_options() -> None:
     assert result.returncode == 0
     for option in ("--name", "--lockfile", "--demon", "--debug", "--empty", "--oneshot"):
         assert option in result.stdout
+
+
+def test_quiet_transient_retries_stay_out_of_the_log_at_info(
+    engine: Engine, config: Config
+) -> None:
+    fill(engine, config, ["N20251123S0001.fits", "N20251123S0002.fits"])
+    for mode in ("loud", "quiet"):
+        worker = start_recording_worker(config, mode, "--empty", TEST_TRANSIENT=mode)
+        assert worker.wait(30) == 0
+        log = (config.log_dir / f"recording_worker-{mode}.log").read_text()
+        retries = [line for line in log.splitlines() if "destination down (will retry)" in line]
+        if mode == "loud":
+            assert len(retries) == 2 and all("WARNING" in line for line in retries)
+            fill(engine, config, [])
+            with make_session_factory(engine)() as session:  # make both ready again
+                session.execute(text("UPDATE previewqueue SET after = NULL"))
+                session.commit()
+        else:
+            assert retries == []
+    with make_session_factory(engine)() as session:
+        counts = get_queue("preview", config).counts(session)
+    assert (counts.waiting, counts.failed) == (2, 0)  # handed back, attempts not used up

@@ -198,6 +198,7 @@ class Exporter:
                 f"next try in {delay:.0f}s",
                 delay=delay,
                 counts=False,
+                quiet=True,  # the failure itself was logged once, when the backoff began
             )
 
     def _guard(

@@ -11,12 +11,22 @@ class TransientError(QueueError):
     ``delay`` asks for a specific wait before the retry instead of the engine's backoff, and
     ``counts`` False means the retry does not use up one of ``queue_max_attempts`` (for
     waiting on something that is known to be progressing, like a pending ingest elsewhere).
+    ``quiet`` logs the retry at DEBUG: for hand-backs that repeat for every entry of a backlog
+    (a destination already known to be down) and would otherwise flood the log.
     """
 
-    def __init__(self, message: str, *, delay: float | None = None, counts: bool = True):
+    def __init__(
+        self,
+        message: str,
+        *,
+        delay: float | None = None,
+        counts: bool = True,
+        quiet: bool = False,
+    ):
         super().__init__(message)
         self.delay = delay
         self.counts = counts
+        self.quiet = quiet
 
 
 class PermanentError(QueueError):

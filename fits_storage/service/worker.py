@@ -203,7 +203,8 @@ class QueueLoop:
                 )
                 session.commit()
                 if retried:
-                    self.log.warning("%s: %s (will retry)", label, exc)
+                    level = logging.DEBUG if exc.quiet else logging.WARNING
+                    self.log.log(level, "%s: %s (will retry)", label, exc)
                 else:
                     self.log.error("%s: %s (attempts exhausted: failed)", label, exc)
                 return

@@ -15,13 +15,16 @@ import time
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from fits_storage.queues import Entry
+from fits_storage.queues import Entry, TransientError
 from fits_storage.service.worker import WorkContext, run_queue_service
 
 CREATE = "CREATE TABLE IF NOT EXISTS processed (filename VARCHAR(255), worker VARCHAR(255))"
 
 
 def work(session: Session, entry: Entry, context: WorkContext) -> None:
+    transient = os.environ.get("TEST_TRANSIENT")  # "loud" or "quiet": hand every entry back
+    if transient:
+        raise TransientError("destination down", delay=60, counts=False, quiet=transient == "quiet")
     seconds = float(os.environ.get("TEST_WORK_SECONDS", "0"))
     if seconds:
         time.sleep(seconds if os.environ.get("TEST_WORK_FIXED") else random.uniform(0, seconds))
