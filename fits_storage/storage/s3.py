@@ -73,7 +73,9 @@ class S3Store(Store):
         self.client = client or boto3.session.Session().client(
             "s3",
             endpoint_url=endpoint_url or None,
-            config=BotoConfig(retries={"max_attempts": 5, "mode": "standard"}),
+            # Few client-side retries: a store that stays down is the queue's to retry, with
+            # its own backoff, instead of holding a worker for many seconds per call.
+            config=BotoConfig(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=10),
         )
         self.transfer = TransferConfig(
             multipart_threshold=multipart_threshold, multipart_chunksize=multipart_chunksize
