@@ -281,3 +281,10 @@ def _source_bytes(dest: Path, source: Path | None) -> bytes:
     data = path.read_bytes()
     path.unlink()
     return data
+
+
+def header_value_matches(expected: object) -> object:
+    """What an extracted header value must equal: floats to rounding, anything else exactly."""
+    import pytest
+
+    return pytest.approx(expected) if isinstance(expected, float) else expected

@@ -24,6 +24,7 @@ from tests.fitsdata import (
     astropy_data_dir,
     copy_astropy_file,
     gmos_source,
+    header_value_matches,
     make_observatory_file,
 )
 
@@ -32,7 +33,7 @@ def test_gmos_header_values_from_the_real_file() -> None:
     with fits.open(gmos_source()) as hdulist:
         fields = extract_header_fields(hdulist)
     for column, expected in GMOS_HEADER.items():
-        assert fields.values[column] == pytest.approx(expected), column
+        assert fields.values[column] == header_value_matches(expected), column
     # The real file has no CCDSUM in its (processed) extensions: NULL with a note.
     assert fields.values["detector_binning"] is None
     assert fields.notes == ["CCDSUM: missing (extension 1)"]
