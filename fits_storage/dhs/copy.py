@@ -44,14 +44,6 @@ def observe(path: Path) -> Observation:
     return Observation(st.st_size, st.st_mtime_ns)
 
 
-def md5_of(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def copy_verified(source: Path, dest: Path, *, expected: Observation | None = None) -> Copied:
     """Copy ``source`` to ``dest`` atomically and verified; raise CopyError if it cannot be.
 

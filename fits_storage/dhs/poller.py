@@ -33,12 +33,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from fits_storage.config import Config
-from fits_storage.dhs.copy import CopyError, Observation, copy_verified, md5_of, observe
+from fits_storage.dhs.copy import CopyError, Observation, copy_verified, observe
 from fits_storage.dhs.fitscheck import NotCompleteFits, check_complete_fits
 from fits_storage.orm.file import DiskFile
 from fits_storage.queues import get_queue
 from fits_storage.queues.sortkey import sortkey_for_filename
 from fits_storage.scan.names import skip_reason
+from fits_storage.storage.base import file_md5
 
 LOOKUP_BATCH = 500
 
@@ -170,7 +171,7 @@ class DhsPoller:
             return Action.SKIP
         source_md5: str | None = None
         if any(v.size == obs.size for v in versions):
-            source_md5 = md5_of(source)
+            source_md5 = file_md5(source).md5
             if any((v.size, v.md5) == (obs.size, source_md5) for v in versions):
                 return Action.SKIP
         try:
@@ -181,8 +182,8 @@ class DhsPoller:
             return Action.COPY
         if stored.mtime_ns == obs.mtime_ns:
             return Action.QUEUE
-        source_md5 = source_md5 or md5_of(source)
-        return Action.QUEUE if md5_of(self.dest_dir / name) == source_md5 else Action.COPY
+        source_md5 = source_md5 or file_md5(source).md5
+        return Action.QUEUE if file_md5(self.dest_dir / name).md5 == source_md5 else Action.COPY
 
     # -- acting -------------------------------------------------------------------------------
 

@@ -35,9 +35,10 @@ from fits_storage.export.client import (
     UploadServerError,
 )
 from fits_storage.export.destinations import DestinationHealth
-from fits_storage.export.spool import BZ2_LEVEL, Payload, clean_spool, file_md5, spool_compressed
+from fits_storage.export.spool import BZ2_LEVEL, Payload, clean_spool, spool_compressed
 from fits_storage.orm.file import DiskFile
 from fits_storage.queues import Backoff, Entry, PermanentError, TransientError
+from fits_storage.storage.base import file_md5
 
 log = logging.getLogger(__name__)
 
@@ -259,8 +260,8 @@ class Exporter:
         if stat.st_size == diskfile.file_size and stat.st_mtime_ns == diskfile.mtime_ns:
             # Unchanged since ingest measured it; the bytes sent are hashed as they go anyway.
             return Payload(source, diskfile.file_size, diskfile.file_md5, spooled=False)
-        size, md5 = file_md5(source)
-        return Payload(source, size, md5, spooled=False)
+        stored = file_md5(source)
+        return Payload(source, stored.size, stored.md5, spooled=False)
 
 
 def _signature(path: Path) -> tuple[int, int]:

@@ -76,17 +76,6 @@ def spool_compressed(source: Path, spool_dir: Path, level: int = BZ2_LEVEL) -> P
     return Payload(Path(name), size, digest.hexdigest(), spooled=True)
 
 
-def file_md5(path: Path, chunk: int = CHUNK_BYTES) -> tuple[int, str]:
-    """Size and md5 of a file, read in chunks."""
-    digest = hashlib.md5()
-    size = 0
-    with open(path, "rb") as src:
-        while block := src.read(chunk):
-            digest.update(block)
-            size += len(block)
-    return size, digest.hexdigest()
-
-
 def clean_spool(spool_dir: Path) -> int:
     """Remove spool files left by exporters that died mid-file (their pid no longer runs)."""
     removed = 0

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from fits_storage.storage.base import file_md5
+
 CHUNK_BYTES = 1 << 20
 
 COMPRESSED_SUFFIXES = (".bz2", ".gz")
@@ -49,17 +51,6 @@ def _decompressor(kind: str) -> _Decompressor:
     return zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
 
 
-def md5_of_file(path: Path, chunk_bytes: int = CHUNK_BYTES) -> tuple[int, str]:
-    """(size, md5 hex) of a file's bytes, read in chunks."""
-    md5 = hashlib.md5()
-    size = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(chunk_bytes):
-            md5.update(chunk)
-            size += len(chunk)
-    return size, md5.hexdigest()
-
-
 def digest_file(path: Path, compression: str | None = None) -> Digest:
     """Digest of ``path``; with ``compression`` ("bz2"/"gz") also of the decompressed data.
 
@@ -67,15 +58,15 @@ def digest_file(path: Path, compression: str | None = None) -> Digest:
     followed to the end, as ``bunzip2``/``gunzip`` would.
     """
     if compression is None:
-        size, md5 = md5_of_file(path)
-        return Digest(size, md5, size, md5, compressed=False)
-    file_md5, data_md5 = hashlib.md5(), hashlib.md5()
+        whole = file_md5(path)
+        return Digest(whole.size, whole.md5, whole.size, whole.md5, compressed=False)
+    file_hash, data_hash = hashlib.md5(), hashlib.md5()
     file_size = data_size = 0
     decompressor = _decompressor(compression)
     finished = False
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK_BYTES):
-            file_md5.update(chunk)
+            file_hash.update(chunk)
             file_size += len(chunk)
             pending = chunk
             try:
@@ -85,7 +76,7 @@ def digest_file(path: Path, compression: str | None = None) -> Digest:
                         decompressor = _decompressor(compression)
                         finished = False
                     out = decompressor.decompress(pending)
-                    data_md5.update(out)
+                    data_hash.update(out)
                     data_size += len(out)
                     if getattr(decompressor, "eof", False):
                         finished = True
@@ -98,4 +89,4 @@ def digest_file(path: Path, compression: str | None = None) -> Digest:
         raise DigestError(f"empty {compression} file")
     if not finished:
         raise DigestError(f"{compression} stream ends early (file truncated?)")
-    return Digest(file_size, file_md5.hexdigest(), data_size, data_md5.hexdigest(), True)
+    return Digest(file_size, file_hash.hexdigest(), data_size, data_hash.hexdigest(), True)
