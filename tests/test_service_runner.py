@@ -141,3 +141,18 @@ def test_quiet_transient_retries_stay_out_of_the_log_at_info(
     with make_session_factory(engine)() as session:
         counts = get_queue("preview", config).counts(session)
     assert (counts.waiting, counts.failed) == (2, 0)  # handed back, attempts not used up
+
+
+def test_a_database_without_tables_stops_the_worker_with_a_clear_message(tmp_path: Path) -> None:
+    from tests.conftest import make_test_config
+
+    config = make_test_config(tmp_path, f"sqlite:///{tmp_path / 'empty.db'}")
+    result = subprocess.run(
+        [sys.executable, str(RECORDING_WORKER), "--empty"],
+        env=environ_for(config),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "no fits_storage tables: run create_tables" in result.stderr

@@ -35,3 +35,16 @@ def create_tables(engine: Engine) -> tuple[str | None, str | None]:
     with engine.begin() as conn:
         command.upgrade(alembic_config(conn), "head")
     return before, current_revision(engine)
+
+
+def schema_problem(engine: Engine) -> str | None:
+    """Why this database cannot be used by this version of the code, or None if it can."""
+    current, head = current_revision(engine), head_revision()
+    if current == head:
+        return None
+    if current is None:
+        return f"the database {engine.url!r} has no fits_storage tables: run create_tables"
+    return (
+        f"the database {engine.url!r} is at schema revision {current}, this code needs {head}: "
+        "run create_tables"
+    )

@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from fits_storage.config import Config, ConfigError, get_config
 from fits_storage.db.engine import make_engine, make_session_factory
+from fits_storage.db.schema import schema_problem
 from fits_storage.service.lock import AlreadyRunning, InstanceLock
 from fits_storage.service.logs import setup_logging
 from fits_storage.service.sdnotify import SystemdNotifier
@@ -123,6 +125,18 @@ def run_daemon(
         _daemonize(handlers, lock)
 
     engine = make_engine(config.database_url, pre_ping=False)
+    try:
+        problem = schema_problem(engine)
+    except OperationalError as exc:  # not reachable yet: the loop retries with backoff
+        logger.warning("database unreachable at start-up (%s); will keep trying", exc)
+        problem = None
+    if problem:
+        logger.error("not starting: %s", problem)
+        print(f"{command}: not starting: {problem}", file=sys.stderr)
+        engine.dispose()
+        if lock:
+            lock.release()
+        return EXIT_FAILURE
     daemon = Daemon(command, args.name, args, config, logger, engine, make_session_factory(engine))
     _install_signal_handlers(daemon)
     logger.info(
