@@ -156,3 +156,29 @@ def test_a_database_without_tables_stops_the_worker_with_a_clear_message(tmp_pat
     )
     assert result.returncode == 1
     assert "no fits_storage tables: run create_tables" in result.stderr
+
+
+def test_demon_detaches_keeps_its_lock_and_logs_to_its_file(engine: Engine, config: Config) -> None:
+    fill(engine, config, ["N20251123S0001.fits"])
+    starter = start_recording_worker(config, "bg", "--demon", "--lockfile")
+    assert starter.wait(30) == 0  # the parent returns once the daemon is detached
+    lock = config.lockfile_dir / "recording_worker-bg.lock"
+    wait_for(lambda: lock.read_text().strip().isdigit(), 20, "the daemon's pid in the lock")
+    pid = int(lock.read_text())
+    assert pid != starter.pid
+    try:
+        wait_for(lambda: done(engine) == ["N20251123S0001.fits"], 30, "the daemon's work")
+        second = start_recording_worker(config, "bg", "--lockfile", "--empty")
+        assert second.wait(20) == 1  # the lock survived the fork
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not os.path.exists(f"/proc/{pid}") or _zombie(pid), 20, "the daemon to stop")
+    log = (config.log_dir / "recording_worker-bg.log").read_text()
+    assert "processing N20251123S0001.fits" in log and "stopped" in log
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except OSError:
+        return True
