@@ -6,14 +6,23 @@ transaction open (on SQLite every transaction holds the write lock, which the qu
 heartbeats need too); the rows are written last, in the caller's transaction, so the new
 version, the retirement of the old one and the queue entries of the fan-out are committed
 together, or not at all.
+
+Each file's bytes are read once: a compressed file is decompressed while its md5 is taken,
+into a private staging copy that astropy and ``fitsverify`` then read (both would otherwise
+decompress it again), and ``fitsverify`` runs beside the md5 and astropy work.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import BinaryIO
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -24,9 +33,12 @@ from fits_storage.ingest.digest import Digest, DigestError, compression_of, dige
 from fits_storage.ingest.errors import FileChangingError, IngestError
 from fits_storage.ingest.fitsread import FitsContents, read_fits
 from fits_storage.ingest.source import StoredStat, describe, local_copy, stat_stored
-from fits_storage.ingest.verify import VerifyReport, fitsverify_report
+from fits_storage.ingest.verify import FitsverifyRun, VerifyReport, start_fitsverify
 from fits_storage.orm import DiskFile, DiskFileReport, File, FullTextHeader, utcnow
 from fits_storage.queues import get_queue
+from fits_storage.queues.errors import TransientError
+
+STAGING_DIR = ".ingest_staging"
 
 
 class IngestAction(StrEnum):
@@ -131,9 +143,46 @@ def _lock_file_row(session: Session, name: str) -> int:
     return session.execute(select(File.id).where(File.name == name).with_for_update()).scalar_one()
 
 
-def _digest(local: Path, filename: str, label: str) -> Digest:
+def decompress_staging_dir(config: Config) -> Path:
+    """Where decompressed copies are put: a hidden folder of ``storage_root`` (local disk this
+    worker owns, out of reach of stored names and of scans, as ``source.staging_dir``)."""
+    return config.storage_root / STAGING_DIR
+
+
+class _StagingWriter:
+    """The staging file as a sink: a failed write (disk full) is transient, not bad input."""
+
+    def __init__(self, handle: BinaryIO, label: str) -> None:
+        self._handle = handle
+        self._label = label
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self._handle.write(data)
+        except OSError as exc:
+            raise TransientError(f"{self._label}: cannot write a decompressed copy: {exc}") from exc
+
+
+@contextmanager
+def _staged_copy(config: Config, label: str) -> Iterator[tuple[Path, BinaryIO]]:
+    """An open, empty staging file and its path; closed and removed when the block ends."""
+    folder = decompress_staging_dir(config)
     try:
-        return digest_file(local, compression_of(filename))
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=folder, prefix=".", suffix=".fits")
+    except OSError as exc:
+        raise TransientError(f"{label}: cannot make a decompressed copy: {exc}") from exc
+    staged = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield staged, handle
+    finally:
+        staged.unlink(missing_ok=True)
+
+
+def _digest(local: Path, filename: str, label: str, sink: _StagingWriter | None = None) -> Digest:
+    try:
+        return digest_file(local, compression_of(filename), sink)
     except DigestError as exc:
         raise IngestError(f"{label}: {exc}") from exc
     except FileNotFoundError as exc:
@@ -201,18 +250,39 @@ def ingest_file(
     ):
         return IngestResult(IngestAction.UNCHANGED, filename, path, current.file_id, current.id)
 
-    with local_copy(config, path, filename) as local:
-        digest = _digest(local, filename, label)
-        if current is not None and same_place and not force and digest.file_md5 == current.md5:
+    # the version whose md5 may show the bytes unchanged (then no fitsverify is needed)
+    previous = current if current is not None and same_place and not force else None
+    with local_copy(config, path, filename) as local, ExitStack() as stack:
+        readable = local  # what astropy and fitsverify read: the uncompressed bytes
+        fitsverify_run: FitsverifyRun | None = None
+        if compression_of(filename) is None:
+            if previous is None:
+                fitsverify_run = _enter(stack, start_fitsverify(local))
+            digest = _digest(local, filename, label)
+        else:
+            readable, handle = stack.enter_context(_staged_copy(config, label))
+            digest = _digest(local, filename, label, _StagingWriter(handle, label))
+            try:
+                handle.close()
+            except OSError as exc:
+                raise TransientError(f"{label}: cannot write a decompressed copy: {exc}") from exc
+        if previous is not None and digest.file_md5 == previous.md5:
             _check_stable(config, path, filename, stat)
-            if _refresh_mtime(session, current, stat):
+            if _refresh_mtime(session, previous, stat):
                 return IngestResult(
-                    IngestAction.MD5_UNCHANGED, filename, path, current.file_id, current.id
+                    IngestAction.MD5_UNCHANGED, filename, path, previous.file_id, previous.id
                 )
-        contents = read_fits(local, digest.data_size, label)
-        fitsverify = fitsverify_report(local)
+        if fitsverify_run is None:
+            fitsverify_run = _enter(stack, start_fitsverify(readable, shown_as=local))
+        contents = read_fits(readable, digest.data_size, label)
+        fitsverify = fitsverify_run.result() if fitsverify_run is not None else None
     _check_stable(config, path, filename, stat)
     return _record(session, config, filename, path, name, stat, digest, contents, fitsverify, force)
+
+
+def _enter(stack: ExitStack, run: FitsverifyRun | None) -> FitsverifyRun | None:
+    """``run`` killed when ``stack`` closes (if it is still running then)."""
+    return stack.enter_context(run) if run is not None else None
 
 
 def _record(
