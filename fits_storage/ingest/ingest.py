@@ -129,18 +129,26 @@ def _refresh_mtime(session: Session, version: _Version, stat: StoredStat) -> boo
     return done.rowcount == 1
 
 
-def _lock_file_row(session: Session, name: str) -> int:
-    """The ``file`` row's id, inserted if new, locked until commit.
+def _lock_file_row(session: Session, name: str) -> tuple[int, bool]:
+    """The ``file`` row's id, inserted if new, locked until commit; and whether it is new.
 
-    INSERT ... ON CONFLICT DO NOTHING then SELECT: two workers ingesting the same name never
-    collide; on PostgreSQL the row lock serialises their version changes for that name (on
-    SQLite the transaction's write lock already does).
+    INSERT ... ON CONFLICT DO NOTHING RETURNING id: a row comes back only when this call
+    inserted it (then no version of it can exist: one statement is all a new name costs).
+    Otherwise the existing row is selected FOR UPDATE. Two workers ingesting the same name
+    never collide; on PostgreSQL the row lock serialises their version changes for that name
+    (on SQLite the transaction's write lock already does).
     """
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    session.execute(
-        dialect.insert(File).values(name=name).on_conflict_do_nothing(index_elements=["name"])
-    )
-    return session.execute(select(File.id).where(File.name == name).with_for_update()).scalar_one()
+    inserted = session.execute(
+        dialect.insert(File)
+        .values(name=name)
+        .on_conflict_do_nothing(index_elements=["name"])
+        .returning(File.id)
+    ).scalar()
+    if inserted is not None:
+        return inserted, True
+    found = session.execute(select(File.id).where(File.name == name).with_for_update())
+    return found.scalar_one(), False
 
 
 def decompress_staging_dir(config: Config) -> Path:
@@ -298,8 +306,9 @@ def _record(
     force: bool,
 ) -> IngestResult:
     """The write phase: one new present, canonical version replacing the previous one."""
-    file_id = _lock_file_row(session, name)
-    latest = _present_version(session, name)
+    file_id, new_name = _lock_file_row(session, name)
+    # A name just inserted has no versions: nothing to re-check or retire.
+    latest = None if new_name else _present_version(session, name)
     if (
         latest is not None
         and not force
@@ -309,11 +318,12 @@ def _record(
         _refresh_mtime(session, latest, stat)
         return IngestResult(IngestAction.MD5_UNCHANGED, filename, path, file_id, latest.id)
 
-    session.execute(
-        update(DiskFile)
-        .where(DiskFile.file_id == file_id, or_(DiskFile.present, DiskFile.canonical))
-        .values(present=False, canonical=False)
-    )
+    if not new_name:
+        session.execute(
+            update(DiskFile)
+            .where(DiskFile.file_id == file_id, or_(DiskFile.present, DiskFile.canonical))
+            .values(present=False, canonical=False)
+        )
     diskfile = DiskFile(
         file_id=file_id,
         filename=filename,
