@@ -1,22 +1,21 @@
 """Copying one file from the DHS disk into storage_root, so that a crash never shows.
 
-The source is read once, its md5 computed while copying; the copy is written under a temporary
-name beside the destination, fsynced, re-read and checked against that md5 and size, and only
-then renamed over the real name. The source's modification time is kept on the copy, so the
-database (which records the copy's mtime) can later tell an unchanged DHS file without hashing.
-The DHS disk is only ever read.
+The source is read once, its md5 computed while copying (AtomicFile hashes what it writes);
+the copy is written under a temporary name beside the destination, fsynced, re-read and
+checked against that md5 and size, and only then renamed over the real name. The source's
+modification time is kept on the copy, so the database (which records the copy's mtime) can
+later tell an unchanged DHS file without hashing. The DHS disk is only ever read.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from fits_storage.storage.atomic import AtomicFile
-from fits_storage.storage.base import CHUNK, StorageError
+from fits_storage.storage.base import CHUNK, StorageError, StoredFile
 
 STALE_TEMPORARY_SECONDS = 3600
 
@@ -33,18 +32,12 @@ class Observation:
     mtime_ns: int
 
 
-@dataclass(frozen=True)
-class Copied:
-    size: int
-    md5: str
-
-
 def observe(path: Path) -> Observation:
     st = path.stat()
     return Observation(st.st_size, st.st_mtime_ns)
 
 
-def copy_verified(source: Path, dest: Path, *, expected: Observation | None = None) -> Copied:
+def copy_verified(source: Path, dest: Path, *, expected: Observation | None = None) -> StoredFile:
     """Copy ``source`` to ``dest`` atomically and verified; raise CopyError if it cannot be.
 
     The source must not change while it is read (same size and mtime before and after), nor
@@ -53,23 +46,22 @@ def copy_verified(source: Path, dest: Path, *, expected: Observation | None = No
     before = observe(source)
     if expected is not None and before != expected:
         raise CopyError(f"{source.name} changed since it was checked; will try again")
-    digest = hashlib.md5()
     try:
         with AtomicFile(dest) as out, open(source, "rb") as handle:
             while chunk := handle.read(CHUNK):
-                digest.update(chunk)
-                out.write(chunk)
+                out.write(chunk)  # AtomicFile hashes what it writes: the source's md5
             after = observe(source)
             if after != before or out.size != before.size:
                 raise CopyError(
                     f"{source.name} changed while being copied ({before.size} -> {after.size} "
                     "bytes); will try again once it is stable"
                 )
-            stored = out.commit(md5=digest.hexdigest(), size=before.size, reread=True)
+            # The re-read checks the bytes on disk against the md5 of what was read.
+            stored = out.commit(size=before.size, reread=True)
     except StorageError as exc:
         raise CopyError(f"{source.name}: copy did not verify: {exc}") from exc
     os.utime(dest, ns=(time.time_ns(), before.mtime_ns))
-    return Copied(stored.size, stored.md5)
+    return stored
 
 
 def remove_stale_temporaries(
