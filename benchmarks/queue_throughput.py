@@ -2,22 +2,25 @@
 
 Run by hand (never a test): ``python benchmarks/queue_throughput.py [--help]``. For PostgreSQL
 and SQLite, with 1, 2, 4 and 8 worker processes, it prints entries claimed-and-completed per
-second measured four ways on the same database, in the same run:
+second measured several ways on the same database, in the same run:
 
 * ``svc``: the real worker loop (``run_queue_service`` → ``QueueLoop``, no-op work, ``--empty``),
   from the moment the already-imported processes are released until the queue is drained;
-  ``svc+start`` also counts interpreter start-up and imports;
-* ``loop``: a tight loop over the same ``Queue`` calls the worker loop makes (claim, commit,
-  complete, commit), without its logging, heartbeat thread and signal handling;
+  ``svc+start`` also counts interpreter start-up and imports; ``svc+w`` is the same with a work
+  function that inserts one row through its session, so the completion and the next claim ride
+  in the work's transaction (BEGIN, INSERT, finish-and-claim, COMMIT) as they do for ingest;
+* ``loop``: a tight loop over the same ``Queue`` calls the worker loop makes on a busy queue
+  (one claim, then ``complete_and_claim`` per entry), without its logging, heartbeat thread,
+  session for the work and signal handling;
 * ``peer``: procrastinate (PostgreSQL only) with the same number of worker processes, one job at
   a time each, deleting successful jobs, processing the same number of no-op jobs;
 * ``ceil``: the bare claim and complete statements, compiled from ``queues/statements.py``, each
   in its own autocommit transaction: ``pgbench -M prepared -c K -j K`` on PostgreSQL, K plain
-  ``sqlite3`` processes with ``BEGIN IMMEDIATE`` on SQLite; ``eng`` runs the statements the
-  engine issues per entry on a busy queue, in its two transactions (claim: claim_waiting;
-  complete: finish, which also removes the file's earlier failures; the dead-worker sweep runs
-  at most every quarter lease and is left out), the same way: ``loop``/``eng`` is what the
-  Python side costs, ``eng``/``ceil`` what the extra work costs.
+  ``sqlite3`` processes with ``BEGIN IMMEDIATE`` on SQLite; ``eng`` runs, the same way, what
+  the engine sends per entry on a busy queue: on PostgreSQL the one ``finish_and_claim``
+  statement in autocommit, on SQLite one ``BEGIN IMMEDIATE`` transaction of ``finish`` (which
+  also removes the file's earlier failures) and ``claim_waiting`` (the dead-worker sweep runs at
+  most every quarter lease and is left out): ``loop``/``eng`` is what the Python side costs.
 
 Then the latency from an add's commit to its claim, for one idle worker (LISTEN/NOTIFY on
 PostgreSQL, polling every ``--sqlite-poll`` seconds on SQLite).
@@ -113,9 +116,12 @@ class Backend:
         return env
 
     def refill(self, n: int) -> None:
-        """Empty the queue table, then add ``n`` entries with ``add_many`` in one transaction."""
+        """Empty the queue table (and the writing work's table), then add ``n`` entries with
+        ``add_many`` in one transaction."""
         with self.factory() as session:
-            session.execute(text(f"{'TRUNCATE' if self.is_pg else 'DELETE FROM'} previewqueue"))
+            session.execute(text("CREATE TABLE IF NOT EXISTS bench_work (filename VARCHAR(255))"))
+            for table in ("previewqueue", "bench_work"):
+                session.execute(text(f"{'TRUNCATE' if self.is_pg else 'DELETE FROM'} {table}"))
             added = self.queue.add_many(session, ({"filename": entry_name(i)} for i in range(n)))
             session.commit()
         assert added == n, (added, n)
@@ -127,8 +133,11 @@ class Backend:
             conn.commit()
 
     def remaining(self) -> int:
+        return self.count("previewqueue")
+
+    def count(self, table: str) -> int:
         with self.factory() as session:
-            return session.execute(text("SELECT count(*) FROM previewqueue")).scalar_one()
+            return session.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
 
 
 @dataclass
@@ -160,6 +169,11 @@ def noop_work(session: Session, entry: Entry, context: Any) -> None:
     """The work of a throughput run: nothing."""
 
 
+def write_work(session: Session, entry: Entry, context: Any) -> None:
+    """The work of a ``svc+w`` run: one row written in the work's own transaction."""
+    session.execute(text("INSERT INTO bench_work (filename) VALUES (:f)"), {"f": entry.filename})
+
+
 def record_work(session: Session, entry: Entry, context: Any) -> None:
     """The work of a latency run: tell the parent when the entry reached the work function."""
     print(json.dumps({"f": entry.filename, "t": time.time()}), flush=True)
@@ -170,42 +184,50 @@ def child_service(spec: dict[str, Any]) -> None:
 
     child_ready()
     argv = ["--name", f"bench{spec['index']}"] + (["--empty"] if spec["empty"] else [])
-    work = record_work if spec["record"] else noop_work
+    work = {"noop": noop_work, "write": write_work, "record": record_work}[spec["work"]]
     rc = run_queue_service(COMMAND, QUEUE, work, description="benchmark worker", argv=argv)
     child_report(finished=time.time(), rc=rc)
 
 
 def child_loop(spec: dict[str, Any]) -> None:
-    engine = make_engine(spec["url"])
+    engine = make_engine(spec["url"], pre_ping=False)
     factory = make_session_factory(engine)
     queue = get_queue(QUEUE, load_config())
     worker = Worker(f"bench-loop{spec['index']}")
     child_ready()
     done = 0
-    while True:
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            entry = queue.claim(conn, worker)
+            while entry is not None:
+                completed, entry = queue.complete_and_claim(conn, entry, worker)
+                done += completed
+    else:
         with factory() as session:
             entry = queue.claim(session, worker)
             session.commit()
-        if entry is None:
-            break
-        with factory() as session:
-            if queue.complete(session, entry):
+            while entry is not None:
+                completed, entry = queue.complete_and_claim(session, entry, worker)
                 session.commit()
-                done += 1
+                done += completed
     child_report(finished=time.time(), done=done)
     engine.dispose()
 
 
-def ours(backend: Backend, k: int, n: int, service: bool) -> Run:
+def ours(backend: Backend, k: int, n: int, mode: str) -> Run:
+    """Our engine: ``mode`` is ``noop`` or ``write`` (the service) or ``loop``."""
     backend.refill(n)
-    if service:
-        specs = [{"mode": "service", "index": i, "empty": True, "record": False} for i in range(k)]
-    else:
+    if mode == "loop":
         specs = [{"mode": "loop", "index": i, "url": backend.url} for i in range(k)]
+    else:
+        specs = [{"mode": "service", "index": i, "empty": True, "work": mode} for i in range(k)]
     run, _ = run_children(backend, specs, n, backend.environ())
     left = backend.remaining()
     if left:
         raise RuntimeError(f"{left} entries left on the queue after a run with {k} workers")
+    if mode == "write" and backend.count("bench_work") != n:
+        raise RuntimeError("the writing work did not write one row per entry")
     return run
 
 
@@ -293,7 +315,8 @@ def compiled_sql(statement: Any, values: dict[str, str]) -> str:
 
 
 def pgbench_script(table: Any, exclusive: tuple[str, ...], full: bool) -> str:
-    """The claim and complete of one entry as a pgbench script (two transactions)."""
+    """One entry as a pgbench script: the bare claim and complete (two transactions), or with
+    ``full`` what the engine sends (one ``finish_and_claim`` per entry)."""
     now = "(now() AT TIME ZONE 'UTC')"
     values = {
         "now": now,
@@ -305,23 +328,23 @@ def pgbench_script(table: Any, exclusive: tuple[str, ...], full: bool) -> str:
         "error": "'abandoned'",
         "fence_id": ":cid",
         "fence_worker": "'pgbench'",
-        "fence_attempts": ":catt",
-        "key_filename": ":cfn",
+        "fence_attempts": ":cattempts",
+        "key_filename": ":cfilename",
         "key_path": ":cpath",
     }
 
     def render(statement: Any) -> str:
         return compiled_sql(statement, values)
 
-    claim = (
-        f"WITH c AS ({render(sql.claim_waiting(table, exclusive, True))}) "
-        "SELECT id AS cid, attempts AS catt, filename AS cfn, path AS cpath FROM c \\gset"
-    )
-    complete = render(sql.complete(table)) + ";"
+    # ``\gset c`` stores the claimed entry's columns as :cid, :cattempts, :cfilename, :cpath.
+    claim = render(sql.claim_waiting(table, exclusive, True))
+    claim = f"WITH c AS ({claim}) SELECT id, attempts, filename, path FROM c \\gset c"
     if not full:
-        return f"{claim}\n{complete}\n"
-    finish = render(sql.finish(table, ("filename", "path"))) + ";"
-    return "\n".join(["BEGIN;", claim, "COMMIT;", "BEGIN;", finish, "COMMIT;", ""])
+        return f"{claim}\n{render(sql.complete(table))};\n"
+    # The engine on a busy queue: one statement finishes the entry in hand and claims the next
+    # (a client's first transaction, holding nothing yet, only claims).
+    chained = render(sql.finish_and_claim(table, ("filename", "path"), exclusive)) + " \\gset c"
+    return f"\\if :cid = 0\n{claim}\n\\else\n{chained}\n\\endif\n"
 
 
 def pgbench(backend: Backend, k: int, n: int, full: bool) -> Run:
@@ -342,7 +365,7 @@ def pgbench(backend: Backend, k: int, n: int, full: bool) -> Run:
         if value is not None:
             env[var] = str(value)
     argv = ["pgbench", "-n", "-M", "prepared", "-c", str(k), "-j", str(k)]
-    argv += ["-t", str(per_client), "-f", str(script)]
+    argv += ["-t", str(per_client), "-f", str(script), "-D", "cid=0"]
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT)
     match = re.search(r"tps = ([\d.]+) \(without initial connection time\)", done.stdout)
     if done.returncode != 0 or not match or "aborted" in done.stderr:
@@ -351,7 +374,11 @@ def pgbench(backend: Backend, k: int, n: int, full: bool) -> Run:
 
 
 def child_sqlite_bare(spec: dict[str, Any]) -> None:
-    """The statements through the plain sqlite3 driver: the engine's settings, no SQLAlchemy."""
+    """The statements through the plain sqlite3 driver: the engine's settings, no SQLAlchemy.
+
+    Bare: BEGIN IMMEDIATE, claim, COMMIT; BEGIN IMMEDIATE, complete, COMMIT. ``full``, as the
+    engine on a busy queue: one claim, then per entry BEGIN IMMEDIATE, finish, claim, COMMIT.
+    """
     queue = get_queue(QUEUE, load_config())
     table, dialect = queue.table, sqlite.dialect(paramstyle="named")
 
@@ -359,11 +386,11 @@ def child_sqlite_bare(spec: dict[str, Any]) -> None:
         compiled = statement.compile(dialect=dialect)
         return str(compiled), {k: v for k, v in compiled.params.items() if v is not None}
 
-    claim = render(sql.claim_waiting(table, queue.exclusive, False))
-    claim_steps = [claim]
-    complete_steps = [render(sql.complete(table))]
+    claim_sql, claim_consts = render(sql.claim_waiting(table, queue.exclusive, False))
     if spec["full"]:
-        complete_steps = [render(sql.finish(table, ("filename", "path")))]
+        finish_sql, finish_consts = render(sql.finish(table, ("filename", "path")))
+    else:
+        finish_sql, finish_consts = render(sql.complete(table))
     conn = sqlite3.connect(spec["path"], timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
     conn.isolation_level = None
     for pragma in (
@@ -373,32 +400,16 @@ def child_sqlite_bare(spec: dict[str, Any]) -> None:
     ):
         conn.execute(f"PRAGMA {pragma}")
     worker, pid = f"bare{spec['index']}", os.getpid()
-    child_ready()
-    done = 0
-    while True:
-        now = utcnow()
-        params = {
-            "now": now.isoformat(" "),
-            "worker": worker,
-            "host": "bench",
-            "pid": pid,
-            "stale_before": (now.replace(year=now.year - 1)).isoformat(" "),
-            "max_attempts": 5,
-            "error": "abandoned",
-        }
-        conn.execute("BEGIN IMMEDIATE")
-        row = None
-        for step in claim_steps:
-            cursor = conn.execute(step[0], {**step[1], **params})
-            if step is claim:
-                row = cursor.fetchone()
-                columns = [d[0] for d in cursor.description]
-            else:
-                cursor.fetchall()
-        conn.execute("COMMIT")
+
+    def claim() -> dict[str, Any] | None:
+        params = {"now": utcnow().isoformat(" "), "worker": worker, "host": "bench", "pid": pid}
+        cursor = conn.execute(claim_sql, {**claim_consts, **params})
+        row = cursor.fetchone()
         if row is None:
-            break
-        got = dict(zip(columns, row, strict=True))
+            return None
+        return dict(zip([d[0] for d in cursor.description], row, strict=True))
+
+    def finish(got: dict[str, Any]) -> None:
         fence = {
             "fence_id": got["id"],
             "fence_worker": worker,
@@ -406,10 +417,23 @@ def child_sqlite_bare(spec: dict[str, Any]) -> None:
             "key_filename": got["filename"],
             "key_path": got["path"],
         }
+        conn.execute(finish_sql, {**finish_consts, **fence}).fetchall()
+
+    child_ready()
+    done = 0
+    conn.execute("BEGIN IMMEDIATE")
+    held = claim()
+    conn.execute("COMMIT")
+    while held is not None:
         conn.execute("BEGIN IMMEDIATE")
-        for step in complete_steps:
-            conn.execute(step[0], {**step[1], **fence})
+        finish(held)
+        if spec["full"]:
+            held = claim()
         conn.execute("COMMIT")
+        if not spec["full"]:
+            conn.execute("BEGIN IMMEDIATE")
+            held = claim()
+            conn.execute("COMMIT")
         done += 1
     child_report(finished=time.time(), done=done)
 
@@ -435,7 +459,7 @@ def latency(backend: Backend, adds: int, poll: float, gap: float) -> list[float]
         session.execute(text(f"{'TRUNCATE' if backend.is_pg else 'DELETE FROM'} previewqueue"))
         session.commit()
     env = backend.environ(FITS_STORAGE_QUEUE_POLL_SECONDS=str(poll))
-    spec = {"mode": "service", "index": "idle", "empty": False, "record": True}
+    spec = {"mode": "service", "index": "idle", "empty": False, "work": "record"}
     argv = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)]
     child = spawn(argv, env, backend.log)
     samples: list[float] = []
@@ -517,8 +541,9 @@ def throughput_table(backend: Backend, args: argparse.Namespace) -> dict[int, di
     for k in args.workers:
         row: dict[str, Run] = {}
         measures: dict[str, Callable[[], Run]] = {
-            "svc": partial(ours, backend, k, n, service=True),
-            "loop": partial(ours, backend, k, n, service=False),
+            "svc": partial(ours, backend, k, n, "noop"),
+            "svc+w": partial(ours, backend, k, n, "write"),
+            "loop": partial(ours, backend, k, n, "loop"),
         }
         if peer is not None:
             measures["peer"] = partial(peer.run, k, n)
@@ -532,26 +557,28 @@ def throughput_table(backend: Backend, args: argparse.Namespace) -> dict[int, di
     none = Run(None)
     rows = []
     for k, row in results.items():
-        svc, loop = row["svc"], row["loop"]
+        svc, write, loop = row["svc"], row["svc+w"], row["loop"]
         peer_run, ceil, eng = row.get("peer", none), row["ceil"], row["eng"]
         rows.append(
             [
                 str(k),
                 fmt(svc.rate),
                 fmt(svc.with_startup),
+                fmt(write.rate),
                 fmt(loop.rate),
                 fmt(peer_run.rate),
                 ratio(svc.rate, peer_run.rate),
                 ratio(loop.rate, peer_run.rate),
                 fmt(ceil.rate),
                 ratio(svc.rate, ceil.rate),
+                ratio(write.rate, ceil.rate),
                 ratio(loop.rate, ceil.rate),
                 fmt(eng.rate),
                 ratio(loop.rate, eng.rate),
             ]
         )
-    headers = ["K", "svc/s", "svc+start/s", "loop/s", "peer/s", "svc/peer", "loop/peer"]
-    headers += ["ceil/s", "svc/ceil", "loop/ceil", "eng/s", "loop/eng"]
+    headers = ["K", "svc/s", "svc+start/s", "svc+w/s", "loop/s", "peer/s", "svc/peer"]
+    headers += ["loop/peer", "ceil/s", "svc/ceil", "svc+w/ceil", "loop/ceil", "eng/s", "loop/eng"]
     peer_name = "procrastinate" if peer is not None else "none"
     print_table(
         f"{backend.name}: entries claimed and completed per second, {n} entries, "

@@ -232,3 +232,88 @@ def test_counts_report_oldest_waiting(session: Session) -> None:
     counts = queue.counts(session)
     assert (counts.waiting, counts.in_progress, counts.failed) == (1, 1, 0)
     assert counts.oldest_waiting >= before.replace(microsecond=0) - timedelta(seconds=1)
+
+
+def test_complete_and_claim_hands_over_to_the_next_entry(session: Session) -> None:
+    queue = ingest_queue()
+    names = ["N20251120S0001.fits", "N20251123S0002.fits", "N20251121S0003.fits"]
+    queue.add_many(session, [{"filename": n, "force": True} for n in names])
+    session.commit()
+    entry = claim(session, queue)
+    got = [entry.filename]
+    while entry is not None:
+        completed, entry = queue.complete_and_claim(session, entry, W1)
+        session.commit()
+        assert completed
+        if entry is not None:
+            got.append(entry.filename)
+            assert entry.attempts == 1 and entry["worker"] == "w1" and entry["force"] is True
+            assert queue.counts(session).in_progress == 1
+    assert got == ["N20251123S0002.fits", "N20251121S0003.fits", "N20251120S0001.fits"]
+    assert queue.counts(session).total == 0
+
+
+def test_complete_and_claim_also_removes_the_files_earlier_failures(session: Session) -> None:
+    queue = ingest_queue()
+    queue.add(session, "a.fits")
+    session.commit()
+    assert queue.fail(session, claim(session, queue), "bad")
+    queue.add(session, "a.fits")
+    session.commit()
+    completed, following = queue.complete_and_claim(session, claim(session, queue), W1)
+    session.commit()
+    assert completed and following is None
+    assert queue.counts(session).total == 0
+
+
+def test_complete_and_claim_after_a_lost_lease_claims_nothing(session: Session) -> None:
+    slow = ingest_queue(lease_seconds=30)  # its own dead-worker sweep is not due again soon
+    rescuer = ingest_queue(lease_seconds=0.3)
+    slow.add(session, "N20251120S0001.fits")
+    slow.add(session, "N20251123S0002.fits")
+    session.commit()
+    lost = claim(session, slow, W1)
+    time.sleep(0.4)
+    rescued = claim(session, rescuer, W2)
+    assert rescued.id == lost.id
+    assert slow.complete_and_claim(session, lost, W1) == (False, None)
+    session.rollback()
+    counts = slow.counts(session)
+    assert (counts.waiting, counts.in_progress) == (1, 1)  # nothing taken by the fenced worker
+
+
+def test_complete_and_claim_rescues_a_dead_workers_entry_when_the_sweep_is_due(
+    session: Session,
+) -> None:
+    queue = ingest_queue(lease_seconds=0.3)
+    queue.add(session, "N20251123S0002.fits")
+    queue.add(session, "N20251120S0001.fits")
+    session.commit()
+    dead = claim(session, queue, W2)  # the newest; W2 then dies holding it
+    mine = claim(session, queue, W1)
+    time.sleep(0.4)
+    completed, following = queue.complete_and_claim(session, mine, W1)
+    session.commit()
+    assert completed and following is not None
+    assert following.id == dead.id and following.attempts == 2 and following["worker"] == "w1"
+
+
+def test_complete_and_claim_keeps_a_readded_file_behind_its_first_pass(session: Session) -> None:
+    queue = ingest_queue()
+    queue.add(session, "z.fits")
+    session.commit()
+    first = claim(session, queue)
+    queue.add(session, "z.fits")  # re-added while in progress
+    queue.add(session, "a.fits")
+    session.commit()
+    handed: list[tuple[str, int]] = []
+    entry = first
+    while entry is not None:
+        completed, entry = queue.complete_and_claim(session, entry, W1)
+        session.commit()
+        assert completed
+        if entry is not None:
+            assert entry.id != first.id
+            handed.append((entry.filename, entry.attempts))
+    assert sorted(handed) == [("a.fits", 1), ("z.fits", 1)]
+    assert queue.counts(session).total == 0

@@ -183,10 +183,9 @@ class Queue:
         about 1.25 lease periods, and a busy queue pays one statement per claim.
         """
         skip_locked = _dialect_name(session) == "postgresql"
-        now = utcnow()
-        params = {"worker": worker.name, "host": worker.host, "pid": worker.pid, "now": now}
+        params = self._lease_params(worker)
         row = None
-        swept = time.monotonic() >= self._next_sweep
+        swept = self._sweep_due()
         if swept:
             row = self._claim_stale(session, params, skip_locked)
         if row is None:
@@ -195,9 +194,40 @@ class Queue:
             ).first()
         if row is None and not swept:
             row = self._claim_stale(session, params, skip_locked)
-        if row is None:
-            return None
-        mapping = row._mapping
+        return None if row is None else self._entry(row._mapping, worker)
+
+    def complete_and_claim(
+        self, session: Session | Connection, entry: Entry, worker: Worker
+    ) -> tuple[bool, Entry | None]:
+        """``complete`` the entry in hand and ``claim`` the next one in the same transaction.
+
+        Returns (completed, next entry or None). When not completed (the lease was lost) nothing
+        was claimed and the caller must roll back, as after ``complete``. On PostgreSQL this is
+        one statement (``finish_and_claim``) unless the dead-worker sweep is due; on SQLite two
+        statements in the caller's one ``BEGIN IMMEDIATE`` transaction, one commit instead of two.
+        """
+        if _dialect_name(session) != "postgresql" or self._sweep_due():
+            if not self.complete(session, entry):
+                return False, None
+            return True, self.claim(session, worker)
+        params = {**self._finish_params(entry), **self._lease_params(worker)}
+        statement = sql.finish_and_claim(self.table, self.key, self.exclusive)
+        row = session.execute(statement, params).one()._mapping
+        if not row["finished"]:
+            return False, None
+        if row["id"] is None:
+            return True, None
+        return True, self._entry({c: row[c] for c in self.table.c.keys()}, worker)
+
+    def _sweep_due(self) -> bool:
+        return time.monotonic() >= self._next_sweep
+
+    @staticmethod
+    def _lease_params(worker: Worker) -> dict[str, Any]:
+        return {"worker": worker.name, "host": worker.host, "pid": worker.pid, "now": utcnow()}
+
+    @staticmethod
+    def _entry(mapping: Mapping[str, Any], worker: Worker) -> Entry:
         return Entry(
             id=mapping["id"],
             filename=mapping["filename"],
@@ -237,15 +267,17 @@ class Queue:
             "fence_attempts": entry.attempts,
         }
 
-    def complete(self, session: Session, entry: Entry) -> bool:
+    def complete(self, session: Session | Connection, entry: Entry) -> bool:
         """Remove a finished entry and the file's earlier failures.
 
         False if the lease was lost: the caller must then roll back (its work, too, belongs to
         whoever holds the entry now).
         """
-        key = {f"key_{col}": entry[col] for col in self.key}
-        deleted = session.execute(sql.finish(self.table, self.key), {**self._fence(entry), **key})
+        deleted = session.execute(sql.finish(self.table, self.key), self._finish_params(entry))
         return Status.IN_PROGRESS.value in deleted.scalars().all()
+
+    def _finish_params(self, entry: Entry) -> dict[str, Any]:
+        return {**self._fence(entry), **{f"key_{col}": entry[col] for col in self.key}}
 
     def fail(self, session: Session, entry: Entry, error: str, tb: str | None = None) -> bool:
         """Mark failed for good, keeping the error and traceback for the status page."""

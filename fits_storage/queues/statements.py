@@ -14,6 +14,7 @@ from __future__ import annotations
 from functools import cache
 
 from sqlalchemy import (
+    ColumnElement,
     Delete,
     Insert,
     Select,
@@ -24,11 +25,12 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
-    literal,
+    literal_column,
     null,
     or_,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -36,10 +38,20 @@ from sqlalchemy.dialects import postgresql, sqlite
 from fits_storage.queues.status import Status
 
 
+def _const(value: str | int) -> ColumnElement:
+    """A constant written into the SQL text rather than bound.
+
+    The server then sees ``status = 'waiting'`` itself: it can match the partial indexes and
+    cache one plan for a prepared statement, instead of planning every execution afresh (a
+    bound status costs about 0.3 ms per claim on PostgreSQL).
+    """
+    return literal_column(f"'{value}'" if isinstance(value, str) else str(int(value)))
+
+
 def _fence(table: Table):  # type: ignore[no-untyped-def]
     return and_(
         table.c.id == bindparam("fence_id"),
-        table.c.status == Status.IN_PROGRESS.value,
+        table.c.status == _const(Status.IN_PROGRESS),
         table.c.worker == bindparam("fence_worker"),
         table.c.attempts == bindparam("fence_attempts"),
     )
@@ -75,25 +87,33 @@ def claim_waiting(table: Table, exclusive: tuple[str, ...], skip_locked: bool) -
     concurrent claimers pass over each other's rows instead of queueing; SQLite: the whole
     transaction holds the write lock from ``BEGIN IMMEDIATE``) and marked as leased.
     """
+    candidate = _waiting_candidate(table, exclusive, skip_locked)
+    return _lease(table, table.c.id == candidate.scalar_subquery())
+
+
+def _waiting_candidate(
+    table: Table, exclusive: tuple[str, ...], skip_locked: bool, *gates: ColumnElement[bool]
+) -> Select:
     q = table.alias("q")
     busy = table.alias("busy")
     blocked = (
-        select(literal(1))
-        .where(busy.c.status == Status.IN_PROGRESS.value)
+        select(_const(1))
+        .where(busy.c.status == _const(Status.IN_PROGRESS))
         .where(*(busy.c[col] == q.c[col] for col in exclusive))
         .exists()
     )
     candidate = (
         select(q.c.id)
-        .where(q.c.status == Status.WAITING.value)
+        .where(*gates)
+        .where(q.c.status == _const(Status.WAITING))
         .where(or_(q.c.after.is_(None), q.c.after <= bindparam("now")))
         .where(~blocked)
         .order_by(q.c.sortkey.desc(), q.c.id.desc())
-        .limit(1)
+        .limit(_const(1))
     )
     if skip_locked:
         candidate = candidate.with_for_update(skip_locked=True, of=q)
-    return _lease(table, table.c.id == candidate.scalar_subquery())
+    return candidate
 
 
 @cache
@@ -102,11 +122,11 @@ def claim_stale(table: Table, skip_locked: bool) -> Update:
     s = table.alias("s")
     candidate = (
         select(s.c.id)
-        .where(s.c.status == Status.IN_PROGRESS.value)
+        .where(s.c.status == _const(Status.IN_PROGRESS))
         .where(s.c.heartbeat < bindparam("stale_before"))
         .where(s.c.attempts < bindparam("max_attempts"))
         .order_by(s.c.heartbeat)
-        .limit(1)
+        .limit(_const(1))
     )
     if skip_locked:
         candidate = candidate.with_for_update(skip_locked=True, of=s)
@@ -118,13 +138,13 @@ def _lease(table: Table, where) -> Update:  # type: ignore[no-untyped-def]
         update(table)
         .where(where)
         .values(
-            status=Status.IN_PROGRESS.value,
+            status=_const(Status.IN_PROGRESS),
             worker=bindparam("worker"),
             host=bindparam("host"),
             pid=bindparam("pid"),
             claimed_at=bindparam("now"),
             heartbeat=bindparam("now"),
-            attempts=table.c.attempts + 1,
+            attempts=table.c.attempts + _const(1),
         )
         .returning(*table.c)
     )
@@ -135,11 +155,11 @@ def fail_abandoned(table: Table) -> Update:
     """Entries whose workers died holding them ``max_attempts`` times: stop handing them out."""
     return (
         update(table)
-        .where(table.c.status == Status.IN_PROGRESS.value)
+        .where(table.c.status == _const(Status.IN_PROGRESS))
         .where(table.c.heartbeat < bindparam("stale_before"))
         .where(table.c.attempts >= bindparam("max_attempts"))
         .values(
-            status=Status.FAILED.value,
+            status=_const(Status.FAILED),
             failed_at=bindparam("now"),
             error=bindparam("error"),
             traceback=null(),
@@ -166,10 +186,33 @@ def finish(table: Table, key: tuple[str, ...]) -> Delete:
     was lost and it must roll back.
     """
     failures = and_(
-        table.c.status == Status.FAILED.value,
+        table.c.status == _const(Status.FAILED),
         *(table.c[col] == bindparam(f"key_{col}") for col in key),
     )
     return delete(table).where(or_(_fence(table), failures)).returning(table.c.status)
+
+
+@cache
+def finish_and_claim(table: Table, key: tuple[str, ...], exclusive: tuple[str, ...]) -> Select:
+    """PostgreSQL: ``finish`` one entry and, only if that succeeded, ``claim_waiting`` the next.
+
+    One statement, so a busy worker pays one round trip per entry instead of two. It always
+    returns one row: ``finished`` (1 if the held entry was removed, 0 if its lease was lost)
+    and the claimed entry's columns (all NULL when nothing was claimed). All parts of a
+    statement share one snapshot, so the entry being finished still counts as in progress for
+    the claim: a re-added entry for the same file waits for the next claim, as it would if the
+    claim came a moment earlier.
+    """
+    done = finish(table, key).cte("done")
+    held = done.c.status == _const(Status.IN_PROGRESS)
+    gate = select(_const(1)).select_from(done).where(held).exists()
+    candidate = _waiting_candidate(table, exclusive, True, gate)
+    claimed = _lease(table, table.c.id == candidate.scalar_subquery()).cte("claimed")
+    finished = select(func.count()).select_from(done).where(held).scalar_subquery()
+    one = select(_const(1).label("one")).subquery("one")
+    return select(finished.label("finished"), *claimed.c).select_from(
+        one.outerjoin(claimed, true())
+    )
 
 
 @cache
@@ -178,7 +221,7 @@ def fail(table: Table) -> Update:
         update(table)
         .where(_fence(table))
         .values(
-            status=Status.FAILED.value,
+            status=_const(Status.FAILED),
             failed_at=bindparam("now"),
             error=bindparam("error"),
             traceback=bindparam("tb"),
@@ -195,8 +238,8 @@ def requeue(table: Table, key: tuple[str, ...]) -> Update:
     """
     other = table.alias("other")
     duplicate = (
-        select(literal(1))
-        .where(other.c.status == Status.WAITING.value)
+        select(_const(1))
+        .where(other.c.status == _const(Status.WAITING))
         .where(*(other.c[col] == table.c[col] for col in key))
         .exists()
     )
@@ -205,7 +248,7 @@ def requeue(table: Table, key: tuple[str, ...]) -> Update:
         .where(_fence(table))
         .where(~duplicate)
         .values(
-            status=Status.WAITING.value,
+            status=_const(Status.WAITING),
             after=bindparam("after"),
             attempts=bindparam("next_attempts"),
             error=bindparam("error"),

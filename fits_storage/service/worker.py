@@ -16,9 +16,11 @@ import argparse
 import logging
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -116,44 +118,76 @@ class QueueLoop:
         self.context = WorkContext(daemon, self.worker)
         self.waker = Waker(daemon.config.database_url, queue.channel, daemon.stopping)
         self.heartbeat = Heartbeat(queue, daemon)
+        self._conn: Connection | None = None
 
     def run(self) -> int | None:
         daemon, args = self.daemon, self.daemon.args
         daemon.notifier.ready()
         self.heartbeat.start()
         failures = 0
+        entry: Entry | None = None
         try:
             while not daemon.stopping.is_set():
                 daemon.notifier.watchdog()
-                try:
-                    entry = self._claim()
-                except Exception as exc:
-                    if not is_database_lost(exc):
-                        raise
-                    failures += 1
-                    delay = DB_RETRY.delay(failures)
-                    self.log.warning(
-                        "database unavailable (%s); retrying in %.1fs", one_line(exc), delay
-                    )
-                    daemon.sleep(delay)
-                    continue
-                if failures:
-                    self.log.info("database connection restored")
-                    failures = 0
                 if entry is None:
-                    if args.empty:
-                        self.log.info("nothing on the %s queue: exiting (--empty)", self.queue.name)
-                        break
-                    self.log.debug("nothing on the %s queue; waiting", self.queue.name)
-                    self.waker.wait(daemon.config.queue_poll_seconds)
-                    continue
-                self.process(entry)
+                    try:
+                        entry = self._claim()
+                    except Exception as exc:
+                        if not is_database_lost(exc):
+                            raise
+                        failures += 1
+                        delay = DB_RETRY.delay(failures)
+                        self.log.warning(
+                            "database unavailable (%s); retrying in %.1fs", one_line(exc), delay
+                        )
+                        daemon.sleep(delay)
+                        continue
+                    if failures:
+                        self.log.info("database connection restored")
+                        failures = 0
+                    if entry is None:
+                        if args.empty:
+                            self.log.info(
+                                "nothing on the %s queue: exiting (--empty)", self.queue.name
+                            )
+                            break
+                        self.log.debug("nothing on the %s queue; waiting", self.queue.name)
+                        self.waker.wait(daemon.config.queue_poll_seconds)
+                        continue
+                entry = self.process(entry, claim_next=not args.oneshot)
                 if args.oneshot:
                     break
+            if entry is not None:  # claimed together with the last completion, then told to stop
+                self.log.info("stopping: handing back %s untouched", entry.filename)
+                self._release(entry)
         finally:
             self.heartbeat.stop()
             self.waker.close()
+            self._drop_connection()
         return None
+
+    @contextmanager
+    def _autocommit(self) -> Iterator[Connection]:
+        """The loop's own connection in autocommit: one round trip per statement, no BEGIN or
+        COMMIT, and no pool check-out per entry. Dropped after any error, so a cut connection
+        is replaced at the next use."""
+        if self._conn is None:
+            conn = self.daemon.engine.connect()
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            self._conn = conn
+        try:
+            yield self._conn
+        except BaseException:
+            self._drop_connection()
+            raise
+
+    def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - it is being thrown away
+                conn.invalidate()
 
     def _claim(self) -> Entry | None:
         """Claim with as few round trips as possible.
@@ -161,22 +195,25 @@ class QueueLoop:
         On PostgreSQL each claim statement is atomic by itself, so it runs in autocommit: one
         round trip instead of BEGIN, statement, COMMIT. SQLite keeps its BEGIN IMMEDIATE.
         """
-        engine = self.daemon.engine
-        if engine.dialect.name == "postgresql":
-            with engine.connect() as conn:
-                conn.execution_options(isolation_level="AUTOCOMMIT")
+        if self.daemon.engine.dialect.name == "postgresql":
+            with self._autocommit() as conn:
                 return self.queue.claim(conn, self.worker)
         with self.daemon.session_factory() as session:
             entry = self.queue.claim(session, self.worker)
             session.commit()
             return entry
 
-    def process(self, entry: Entry) -> None:
+    def process(self, entry: Entry, *, claim_next: bool = False) -> Entry | None:
+        """Run the work on ``entry`` and record the outcome.
+
+        With ``claim_next``, a successful completion also claims the next entry in the same
+        transaction (one round trip on PostgreSQL), which is returned for the loop to process.
+        """
         label = f"{entry.path}/{entry.filename}" if entry.path else entry.filename
         self.log.info("processing %s (attempt %d)", label, entry.attempts)
         self.heartbeat.watch(entry)
         try:
-            self._run_work(entry, label)
+            return self._run_work(entry, label, claim_next)
         except Exception as exc:
             if not is_database_lost(exc):
                 raise
@@ -184,10 +221,11 @@ class QueueLoop:
                 "database lost while processing %s (%s); handing it back", label, one_line(exc)
             )
             self._release(entry)
+            return None
         finally:
             self.heartbeat.watch(None)
 
-    def _run_work(self, entry: Entry, label: str) -> None:
+    def _run_work(self, entry: Entry, label: str, claim_next: bool) -> Entry | None:
         with self.daemon.session_factory() as session:
             try:
                 self.work(session, entry, self.context)
@@ -207,7 +245,7 @@ class QueueLoop:
                     self.log.log(level, "%s: %s (will retry)", label, exc)
                 else:
                     self.log.error("%s: %s (attempts exhausted: failed)", label, exc)
-                return
+                return None
             except Exception as exc:
                 if is_database_lost(exc):
                     raise
@@ -215,19 +253,40 @@ class QueueLoop:
                 self.queue.fail(session, entry, one_line(exc), traceback.format_exc())
                 session.commit()
                 self.log.error("%s failed: %s", label, one_line(exc))
-                return
-            if self.queue.complete(session, entry):
-                session.commit()
-            else:
-                session.rollback()
+                return None
+            completed, following = self._complete(session, entry, claim_next)
+            if not completed:
                 self.log.warning(
                     "%s: lease lost while processing (another worker took it "
                     "over); this pass was discarded",
                     label,
                 )
+            return following
+
+    def _complete(
+        self, session: Session, entry: Entry, claim_next: bool
+    ) -> tuple[bool, Entry | None]:
+        """Complete in the work's transaction; if the work never touched the database there is
+        nothing to share a transaction with, and PostgreSQL completes in autocommit."""
+        claim_next = claim_next and not self.daemon.stopping.is_set()
+        if not session.in_transaction() and self.daemon.engine.dialect.name == "postgresql":
+            with self._autocommit() as conn:
+                if claim_next:
+                    return self.queue.complete_and_claim(conn, entry, self.worker)
+                return self.queue.complete(conn, entry), None
+        if claim_next:
+            completed, following = self.queue.complete_and_claim(session, entry, self.worker)
+        else:
+            completed, following = self.queue.complete(session, entry), None
+        if completed:
+            session.commit()
+        else:
+            session.rollback()
+        return completed, following
 
     def _release(self, entry: Entry) -> None:
-        """Hand an entry back after a database outage; if that fails too, its lease expires."""
+        """Hand an entry back untouched (after a database outage, or claimed together with the
+        last completion just as a stop was asked for); if that fails too, its lease expires."""
         for attempt in range(1, 4):
             try:
                 with self.daemon.session_factory() as session:

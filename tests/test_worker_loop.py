@@ -1,0 +1,132 @@
+"""The worker loop in-process, on SQLite and PostgreSQL: each completion claims the next entry."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, event, select, text
+from sqlalchemy.orm import Session
+
+from fits_storage.config import Config
+from fits_storage.db.engine import make_session_factory
+from fits_storage.orm.queues import PreviewQueue
+from fits_storage.queues import Entry, get_queue
+from fits_storage.service.daemon import Daemon
+from fits_storage.service.worker import QueueLoop, WorkContext
+from tests.workers.recording_worker import CREATE
+
+NAMES = [f"N20251123S{i:04d}.fits" for i in range(1, 21)]
+
+
+def make_loop(engine: Engine, config: Config, work) -> QueueLoop:  # type: ignore[no-untyped-def]
+    daemon = Daemon(
+        command="test_loop",
+        name="t",
+        args=argparse.Namespace(empty=True, oneshot=False),
+        config=config,
+        logger=logging.getLogger("test_loop"),
+        engine=engine,
+        session_factory=make_session_factory(engine),
+    )
+    return QueueLoop(daemon, get_queue("preview", config), work)
+
+
+def fill(engine: Engine, config: Config, names: list[str]) -> None:
+    with make_session_factory(engine)() as session:
+        get_queue("preview", config).add_many(session, [{"filename": n} for n in names])
+        session.commit()
+
+
+@pytest.fixture
+def statements(engine: Engine) -> Iterator[list[str]]:
+    """Every SQL statement the engine sends, in order."""
+    sent: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        sent.append(statement.lstrip())
+
+    event.listen(engine, "before_cursor_execute", record)
+    yield sent
+    event.remove(engine, "before_cursor_execute", record)
+
+
+def test_a_busy_worker_pays_one_transaction_per_entry(
+    engine: Engine, config: Config, statements: list[str]
+) -> None:
+    fill(engine, config, NAMES)
+    done: list[str] = []
+
+    def work(session: Session, entry: Entry, context: WorkContext) -> None:
+        done.append(entry.filename)
+
+    statements.clear()
+    make_loop(engine, config, work).run()
+    assert done == sorted(NAMES, reverse=True)
+    if engine.dialect.name == "postgresql":
+        # One statement per entry (completion and next claim together, in autocommit), plus
+        # the first claim and the final look at an empty queue (with their dead-worker sweeps).
+        assert len(statements) <= len(NAMES) + 6, statements
+    else:
+        begins = [s for s in statements if s.startswith("BEGIN")]
+        assert len(begins) <= len(NAMES) + 2, begins
+
+
+def test_work_that_writes_commits_with_its_completion_and_the_next_claim(
+    engine: Engine, config: Config
+) -> None:
+    with engine.begin() as conn:
+        conn.execute(text(CREATE))
+    fill(engine, config, NAMES[:3])
+
+    def work(session: Session, entry: Entry, context: WorkContext) -> None:
+        session.execute(
+            text("INSERT INTO processed (filename, worker) VALUES (:f, 'loop')"),
+            {"f": entry.filename},
+        )
+        if entry.filename == NAMES[1]:
+            raise ValueError("broken file")  # its write must go, its entry must fail
+
+    make_loop(engine, config, work).run()
+    with make_session_factory(engine)() as session:
+        written = session.scalars(text("SELECT filename FROM processed")).all()
+        left = session.execute(select(PreviewQueue.filename, PreviewQueue.status)).all()
+    assert sorted(written) == [NAMES[0], NAMES[2]]
+    assert left == [(NAMES[1], "failed")]
+
+
+def test_a_stop_during_the_chained_claim_hands_that_entry_back_untouched(
+    engine: Engine, config: Config, caplog: pytest.LogCaptureFixture
+) -> None:
+    fill(engine, config, NAMES[:3])
+    done: list[str] = []
+
+    def work(session: Session, entry: Entry, context: WorkContext) -> None:
+        done.append(entry.filename)
+
+    loop = make_loop(engine, config, work)
+
+    def stop_mid_completion(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        if done and statement.lstrip().startswith(("DELETE", "WITH")):
+            loop.daemon.stopping.set()  # SIGTERM arrives while the completion is in flight
+
+    event.listen(engine, "before_cursor_execute", stop_mid_completion)
+    try:
+        with caplog.at_level(logging.INFO, logger="test_loop"):
+            loop.run()
+    finally:
+        event.remove(engine, "before_cursor_execute", stop_mid_completion)
+    assert done == [NAMES[2]]
+    assert f"handing back {NAMES[1]} untouched" in caplog.text
+    with make_session_factory(engine)() as session:
+        rows = session.execute(
+            select(
+                PreviewQueue.filename,
+                PreviewQueue.status,
+                PreviewQueue.attempts,
+                PreviewQueue.worker,
+            ).order_by(PreviewQueue.filename)
+        ).all()
+    assert rows == [(NAMES[0], "waiting", 0, None), (NAMES[1], "waiting", 0, None)]
