@@ -27,7 +27,6 @@ from fits_storage.queues.sortkey import sortkey_for_filename
 from fits_storage.queues.status import Status
 
 BULK_ROWS = 10_000
-CORE_COLUMNS = frozenset(c for c in QueueEntryMixin.__annotations__ if not c.startswith("_"))
 
 
 def _dialect_name(executor: Session | Connection) -> str:
@@ -46,7 +45,8 @@ class Worker:
 
 @dataclass(frozen=True)
 class Entry:
-    """A claimed entry: its row as claimed, plus the fence needed to change it later."""
+    """A claimed entry: the fence needed to change it later, and ``row``: the claimed columns
+    (``statements.claimed_columns``: the lease holder and the queue's own columns)."""
 
     id: int
     filename: str
@@ -103,7 +103,7 @@ class Queue:
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
         self.backoff = backoff or Backoff()
-        self.extra_columns = tuple(c.name for c in self.table.c if c.name not in CORE_COLUMNS)
+        self.extra_columns = tuple(c.name for c in self.table.c if c.name not in sql.CORE_COLUMNS)
         self._next_sweep = 0.0
 
     @property
@@ -211,13 +211,14 @@ class Queue:
                 return False, None
             return True, self.claim(session, worker)
         params = {**self._finish_params(entry), **self._lease_params(worker)}
-        statement = sql.finish_and_claim(self.table, self.key, self.exclusive)
-        row = session.execute(statement, params).one()._mapping
+        conn = session.connection() if isinstance(session, Session) else session
+        text_ = sql.compiled(sql.finish_and_claim(self.table, self.key, self.exclusive), conn)
+        row = conn.exec_driver_sql(text_, params).one()._mapping
         if not row["finished"]:
             return False, None
         if row["id"] is None:
             return True, None
-        return True, self._entry({c: row[c] for c in self.table.c.keys()}, worker)
+        return True, self._entry({c: row[c] for c in sql.claimed_columns(self.table)}, worker)
 
     def _sweep_due(self) -> bool:
         return time.monotonic() >= self._next_sweep
