@@ -7,11 +7,12 @@ import logging
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, event, select, text
+from sqlalchemy import Engine, event, func, select, text
 from sqlalchemy.orm import Session
 
 from fits_storage.config import Config
 from fits_storage.db.engine import make_session_factory
+from fits_storage.orm.file import File
 from fits_storage.orm.queues import PreviewQueue
 from fits_storage.queues import Entry, get_queue
 from fits_storage.service.daemon import Daemon
@@ -95,6 +96,22 @@ def test_work_that_writes_commits_with_its_completion_and_the_next_claim(
         left = session.execute(select(PreviewQueue.filename, PreviewQueue.status)).all()
     assert sorted(written) == [NAMES[0], NAMES[2]]
     assert left == [(NAMES[1], "failed")]
+
+
+def test_objects_added_to_the_session_are_committed_with_the_completion(
+    engine: Engine, config: Config
+) -> None:
+    """A work that only ``session.add``s has sent nothing yet; its rows must still land with the
+    completion, not be mistaken for a work that wrote nothing."""
+    fill(engine, config, NAMES[:3])
+
+    def work(session: Session, entry: Entry, context: WorkContext) -> None:
+        session.add(File(name=entry.filename))
+
+    make_loop(engine, config, work).run()
+    with make_session_factory(engine)() as session:
+        assert sorted(session.scalars(select(File.name))) == sorted(NAMES[:3])
+        assert session.scalar(select(func.count()).select_from(PreviewQueue)) == 0
 
 
 def test_a_stop_during_the_chained_claim_hands_that_entry_back_untouched(
