@@ -13,7 +13,7 @@ import sys
 
 from fits_storage.dhs import DhsPoller, remove_stale_temporaries
 from fits_storage.service.daemon import Daemon, run_daemon
-from fits_storage.service.worker import DB_RETRY, is_database_lost, one_line
+from fits_storage.service.worker import DatabaseOutage
 
 COMMAND = "copy_from_dhs"
 
@@ -58,22 +58,17 @@ def body(daemon: Daemon) -> int | None:
     )
     log.info("Watching %s, copying to %s", config.dhs_perm, config.storage_root)
     daemon.notifier.ready()
-    passes = failures = 0
+    passes = 0
+    outage = DatabaseOutage(daemon)
     while not daemon.stopping.is_set():
         daemon.notifier.watchdog()
         try:
             result = poller.run_pass()
         except Exception as exc:
-            if not is_database_lost(exc):
+            if not outage.back_off(exc):
                 raise
-            failures += 1
-            delay = DB_RETRY.delay(failures)
-            log.warning("database unavailable (%s); retrying in %.1fs", one_line(exc), delay)
-            daemon.sleep(delay)
             continue
-        if failures:
-            log.info("database connection restored")
-            failures = 0
+        outage.over()
         passes += 1
         if result.copied or result.queued or result.rejected:
             log.info(

@@ -83,6 +83,32 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
+class DatabaseOutage:
+    """A daemon loop's run of lost-database failures: back off with one warning each, and say
+    once when the database is back."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.failures = 0
+
+    def back_off(self, exc: BaseException) -> bool:
+        """Wait before the next try if ``exc`` is a lost database; False (re-raise) otherwise."""
+        if not is_database_lost(exc):
+            return False
+        self.failures += 1
+        delay = DB_RETRY.delay(self.failures)
+        self.daemon.logger.warning(
+            "database unavailable (%s); retrying in %.1fs", one_line(exc), delay
+        )
+        self.daemon.sleep(delay)
+        return True
+
+    def over(self) -> None:
+        if self.failures:
+            self.daemon.logger.info("database connection restored")
+            self.failures = 0
+
+
 def run_queue_service(
     command: str,
     queue_name: str,
@@ -124,7 +150,7 @@ class QueueLoop:
         daemon, args = self.daemon, self.daemon.args
         daemon.notifier.ready()
         self.heartbeat.start()
-        failures = 0
+        outage = DatabaseOutage(daemon)
         entry: Entry | None = None
         try:
             while not daemon.stopping.is_set():
@@ -133,18 +159,10 @@ class QueueLoop:
                     try:
                         entry = self._claim()
                     except Exception as exc:
-                        if not is_database_lost(exc):
+                        if not outage.back_off(exc):
                             raise
-                        failures += 1
-                        delay = DB_RETRY.delay(failures)
-                        self.log.warning(
-                            "database unavailable (%s); retrying in %.1fs", one_line(exc), delay
-                        )
-                        daemon.sleep(delay)
                         continue
-                    if failures:
-                        self.log.info("database connection restored")
-                        failures = 0
+                    outage.over()
                     if entry is None:
                         if args.empty:
                             self.log.info(
