@@ -212,7 +212,8 @@ class Queue:
             return True, self.claim(session, worker)
         params = {**self._finish_params(entry), **self._lease_params(worker)}
         conn = session.connection() if isinstance(session, Session) else session
-        text_ = sql.compiled(sql.finish_and_claim(self.table, self.key, self.exclusive), conn)
+        statement = sql.finish_and_claim(self.table, self.key, self.exclusive)
+        text_ = sql.compiled(statement, conn.dialect)
         row = conn.exec_driver_sql(text_, params).one()._mapping
         if not row["finished"]:
             return False, None

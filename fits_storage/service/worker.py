@@ -17,7 +17,7 @@ import logging
 import threading
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection
@@ -287,19 +287,19 @@ class QueueLoop:
         """Complete in the work's transaction; if the work never touched the database there is
         nothing to share a transaction with, and PostgreSQL completes in autocommit."""
         claim_next = claim_next and not self.daemon.stopping.is_set()
-        if not session.in_transaction() and self.daemon.engine.dialect.name == "postgresql":
-            with self._autocommit() as conn:
-                if claim_next:
-                    return self.queue.complete_and_claim(conn, entry, self.worker)
-                return self.queue.complete(conn, entry), None
-        if claim_next:
-            completed, following = self.queue.complete_and_claim(session, entry, self.worker)
-        else:
-            completed, following = self.queue.complete(session, entry), None
-        if completed:
-            session.commit()
-        else:
-            session.rollback()
+        autocommit = (
+            not session.in_transaction() and self.daemon.engine.dialect.name == "postgresql"
+        )
+        with self._autocommit() if autocommit else nullcontext(session) as executor:
+            if claim_next:
+                completed, following = self.queue.complete_and_claim(executor, entry, self.worker)
+            else:
+                completed, following = self.queue.complete(executor, entry), None
+        if not autocommit:
+            if completed:
+                session.commit()
+            else:
+                session.rollback()
         return completed, following
 
     def _release(self, entry: Entry) -> None:
