@@ -7,8 +7,9 @@ second measured several ways on the same database, in the same run:
 * ``svc``: the real worker loop (``run_queue_service`` → ``QueueLoop``, no-op work, ``--empty``),
   from the moment the already-imported processes are released until the queue is drained;
   ``svc+start`` also counts interpreter start-up and imports; ``svc+w`` is the same with a work
-  function that inserts one row through its session, so the completion and the next claim ride
-  in the work's transaction (BEGIN, INSERT, finish-and-claim, COMMIT) as they do for ingest;
+  function that inserts one row through its session, so the completion rides in the work's
+  transaction (BEGIN, INSERT, finish, COMMIT) and the next claim follows in autocommit, as they
+  do for ingest;
 * ``loop``: a tight loop over the same ``Queue`` calls the worker loop makes on a busy queue
   (one claim, then ``complete_and_claim`` per entry), without its logging, heartbeat thread,
   session for the work and signal handling;
@@ -18,8 +19,9 @@ second measured several ways on the same database, in the same run:
   in its own autocommit transaction: ``pgbench -M prepared -c K -j K`` on PostgreSQL, K plain
   ``sqlite3`` processes with ``BEGIN IMMEDIATE`` on SQLite; ``eng`` runs, the same way, what
   the engine sends per entry on a busy queue: on PostgreSQL the one ``finish_and_claim``
-  statement in autocommit, on SQLite one ``BEGIN IMMEDIATE`` transaction of ``finish`` (which
-  also removes the file's earlier failures) and ``claim_waiting`` (the dead-worker sweep runs at
+  statement in autocommit, on SQLite one ``BEGIN IMMEDIATE`` transaction of ``complete``,
+  ``clear_failures`` (the file's earlier failures, once the fenced delete hit) and
+  ``claim_waiting`` (the dead-worker sweep runs at
   most every quarter lease and is left out): ``loop``/``eng`` is what the Python side costs.
 
 Then the latency from an add's commit to its claim, for one idle worker (LISTEN/NOTIFY on
@@ -76,7 +78,6 @@ from _common import (  # noqa: E402
 
 from fits_storage.config import load_config  # noqa: E402
 from fits_storage.db.engine import SQLITE_BUSY_TIMEOUT_MS, make_engine, make_session_factory  # noqa: E402
-from fits_storage.orm.base import utcnow  # noqa: E402
 from fits_storage.queues import Entry, Queue, Worker, get_queue  # noqa: E402
 from fits_storage.queues import statements as sql  # noqa: E402
 from fits_storage.queues.notify import psycopg_conninfo  # noqa: E402
@@ -317,13 +318,10 @@ def compiled_sql(statement: Any, values: dict[str, str]) -> str:
 def pgbench_script(table: Any, exclusive: tuple[str, ...], full: bool) -> str:
     """One entry as a pgbench script: the bare claim and complete (two transactions), or with
     ``full`` what the engine sends (one ``finish_and_claim`` per entry)."""
-    now = "(now() AT TIME ZONE 'UTC')"
     values = {
-        "now": now,
         "worker": "'pgbench'",
         "host": "'bench'",
         "pid": "0",
-        "stale_before": f"({now} - interval '60 seconds')",
         "max_attempts": "5",
         "error": "'abandoned'",
         "fence_id": ":cid",
@@ -387,10 +385,8 @@ def child_sqlite_bare(spec: dict[str, Any]) -> None:
         return str(compiled), {k: v for k, v in compiled.params.items() if v is not None}
 
     claim_sql, claim_consts = render(sql.claim_waiting(table, queue.exclusive, False))
-    if spec["full"]:
-        finish_sql, finish_consts = render(sql.finish(table, ("filename", "path")))
-    else:
-        finish_sql, finish_consts = render(sql.complete(table))
+    finish_sql, finish_consts = render(sql.complete(table))
+    clear_sql, clear_consts = render(sql.clear_failures(table, ("filename", "path")))
     conn = sqlite3.connect(spec["path"], timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
     conn.isolation_level = None
     for pragma in (
@@ -402,7 +398,7 @@ def child_sqlite_bare(spec: dict[str, Any]) -> None:
     worker, pid = f"bare{spec['index']}", os.getpid()
 
     def claim() -> dict[str, Any] | None:
-        params = {"now": utcnow().isoformat(" "), "worker": worker, "host": "bench", "pid": pid}
+        params = {"worker": worker, "host": "bench", "pid": pid}
         cursor = conn.execute(claim_sql, {**claim_consts, **params})
         row = cursor.fetchone()
         if row is None:
@@ -417,7 +413,8 @@ def child_sqlite_bare(spec: dict[str, Any]) -> None:
             "key_filename": got["filename"],
             "key_path": got["path"],
         }
-        conn.execute(finish_sql, {**finish_consts, **fence}).fetchall()
+        if conn.execute(finish_sql, {**finish_consts, **fence}).rowcount == 1 and spec["full"]:
+            conn.execute(clear_sql, {**clear_consts, **fence})
 
     child_ready()
     done = 0

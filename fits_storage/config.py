@@ -99,6 +99,7 @@ KEYS: dict[str, tuple[str, str]] = {
     "queue_lease_seconds": ("seconds", "60"),
     "queue_max_attempts": ("posint", "5"),
     "queue_poll_seconds": ("seconds", "2"),
+    "queue_max_run_seconds": ("seconds", "3600"),
 }
 
 
@@ -127,6 +128,7 @@ class Config:
     queue_lease_seconds: float
     queue_max_attempts: int
     queue_poll_seconds: float
+    queue_max_run_seconds: float
     sources: tuple[str, ...] = ()
 
     def replace(self, **changes: Any) -> Config:

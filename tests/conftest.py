@@ -142,6 +142,7 @@ def config_environ(config: Config) -> dict[str, str]:
         "queue_lease_seconds",
         "queue_poll_seconds",
         "queue_max_attempts",
+        "queue_max_run_seconds",
         "defer_threshold",
         "defer_delay",
         "min_dhs_age_seconds",

@@ -622,6 +622,8 @@ def test_service_export_queue_drains_the_queue(
     # The dead destination: every entry still waiting, none failed, no attempt used up.
     assert len(left) == len(names)
     assert {(d, s, a) for d, s, a in left} == {(dead, "waiting", 0)}
-    # Only one probe reached the network; the rest were re-queued without waiting on it each.
+    # Only one probe reached the network; it parked the rest of that destination's backlog in
+    # one statement, so they were never claimed: six sent, one probe.
     assert sum("unavailable (1 in a row)" in line for line in done.stderr.splitlines()) == 1
+    assert sum(" processing " in line for line in done.stderr.splitlines()) == 7, done.stderr
     assert spool_files(tmp_path) == []

@@ -293,6 +293,8 @@ def test_broken_files_fail_clearly_and_write_nothing(
     [
         ("N20251123S0100.fits", "", None, "file not found at "),
         ("N20251123S0101.fits", "", "dir", "is not a regular file"),
+        ("N20251123S0105.fits", "", "fifo", "is not a regular file"),
+        ("N20251123S0106.fits", "", "device", "is not a regular file"),
         ("N20251123S0102.fits.bz2", "", "bz2", "bz2 stream ends early"),
         ("N20251123S0103.fits.bz2", "", "notbz2", "corrupt bz2 data"),
         ("N20251123S0104.fits", "../outside", None, "refused name: '..' starts with"),
@@ -309,6 +311,10 @@ def test_missing_or_unreadable_input(
     target = config.storage_root / filename
     if prepare == "dir":
         target.mkdir()
+    elif prepare == "fifo":  # opening it would wait for a writer for ever
+        os.mkfifo(target)
+    elif prepare == "device":
+        target.symlink_to("/dev/zero")  # reading it would never end
     elif prepare == "bz2":
         write_corrupt_bz2(target)
     elif prepare == "notbz2":

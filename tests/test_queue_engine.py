@@ -6,8 +6,10 @@ import time
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from fits_storage.db.clock import server_now
 from fits_storage.orm.base import utcnow
 from fits_storage.orm.queues import ExportQueue, IngestQueue
 from fits_storage.queues import Backoff, Queue, Status, Worker
@@ -121,19 +123,23 @@ def test_after_defers_an_entry(session: Session) -> None:
 
 
 def test_transient_failure_retries_with_backoff_then_fails(session: Session) -> None:
-    queue = ingest_queue(max_attempts=3)
+    """Each retry waits base * 2**(attempt-1), scaled by 50-100%, by the database's clock."""
+    queue = Queue(IngestQueue, lease_seconds=30, max_attempts=3, backoff=Backoff(100, 1000))
     queue.add(session, "a.fits")
     session.commit()
-    for attempt in (1, 2):
-        entry = None
-        deadline = time.monotonic() + 5
-        while entry is None and time.monotonic() < deadline:
-            entry = claim(session, queue)
+    for attempt, longest in ((1, 100), (2, 200)):
+        entry = claim(session, queue)
         assert entry.attempts == attempt
         assert queue.retry(session, entry, "network down")
         session.commit()
-        assert queue.counts(session).waiting == 1
-    time.sleep(0.1)
+        assert claim(session, queue) is None  # backing off
+        after, now = session.execute(
+            select(IngestQueue.after, server_now()).where(IngestQueue.filename == "a.fits")
+        ).one()
+        seconds = (after - now).total_seconds()
+        assert longest / 2 - 5 <= seconds <= longest, (attempt, seconds)
+        session.execute(update(IngestQueue).values(after=None))  # as if that time had passed
+        session.commit()
     entry = claim(session, queue)
     assert entry.attempts == 3
     assert not queue.retry(session, entry, "network down")
@@ -208,7 +214,7 @@ def test_release_gives_entry_back_without_using_an_attempt(session: Session) -> 
 
 
 def test_export_queue_keys_on_destination(session: Session) -> None:
-    queue = Queue(ExportQueue, exclusive=("filename", "destination"))
+    queue = Queue(ExportQueue)
     assert queue.add(session, "a.fits", destination="https://one")
     assert queue.add(session, "a.fits", destination="https://two")
     assert not queue.add(session, "a.fits", destination="https://two")

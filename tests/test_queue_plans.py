@@ -64,7 +64,7 @@ def generic_plan(url: str, statement, values: dict[str, str]) -> str:  # type: i
 def test_claim_uses_the_waiting_index_under_a_generic_plan(
     pg_engine: Engine, pg_db_url: str
 ) -> None:
-    values = {"now": "now()", "worker": "'w'", "host": "'h'", "pid": "1"}
+    values = {"worker": "'w'", "host": "'h'", "pid": "1"}
     plan = generic_plan(pg_db_url, sql.claim_waiting(TABLE, ("filename",), True), values)
     assert "ix_ingestqueue_claim" in plan, plan
     assert "Seq Scan on ingestqueue q" not in plan, plan
@@ -74,7 +74,6 @@ def test_finish_and_claim_uses_the_indexes_under_a_generic_plan(
     pg_engine: Engine, pg_db_url: str
 ) -> None:
     values = {
-        "now": "now()",
         "worker": "'w'",
         "host": "'h'",
         "pid": "1",
@@ -88,3 +87,38 @@ def test_finish_and_claim_uses_the_indexes_under_a_generic_plan(
     plan = generic_plan(pg_db_url, statement, values)
     assert "ix_ingestqueue_claim" in plan, plan
     assert "Seq Scan" not in plan, plan
+
+
+def test_a_claim_never_reads_deferred_entries(pg_engine: Engine) -> None:
+    """2,000 deferred entries at the head of the sort order (a destination that is down):
+    the claim's index holds only ready entries, so it reads one row, not 2,000."""
+    with Session(pg_engine) as session:
+        Queue(IngestQueue).add_many(
+            session, [{"filename": f"N20991231S{i:04d}.fits"} for i in range(2000)]
+        )
+        session.execute(
+            text(
+                "UPDATE ingestqueue SET after = now() + interval '1 hour' "
+                "WHERE filename LIKE 'N2099%'"
+            )
+        )
+        session.commit()
+    with pg_engine.begin() as conn:
+        conn.execute(text("ANALYZE ingestqueue"))
+        statement = sql.claim_waiting(TABLE, ("filename",), True)
+        compiled = statement.compile(dialect=postgresql.dialect())
+        plan = conn.exec_driver_sql(
+            f"EXPLAIN (ANALYZE, FORMAT JSON) {compiled}",
+            {"worker": "w", "host": "h", "pid": 1},
+        ).scalar()
+        conn.rollback()
+    scans = list(_index_scans(plan[0]["Plan"]))
+    assert scans and all(s["Index Name"] == "ix_ingestqueue_claim" for s in scans), plan
+    assert sum(s["Actual Rows"] + s.get("Rows Removed by Filter", 0) for s in scans) <= 2, plan
+
+
+def _index_scans(node: dict) -> Iterator[dict]:
+    if node.get("Relation Name") == "ingestqueue" and node.get("Alias") == "q":
+        yield node
+    for child in node.get("Plans", []):
+        yield from _index_scans(child)

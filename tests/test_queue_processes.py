@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import random
+import signal
+import socket
+import threading
 import time
 from collections import Counter
 
@@ -94,21 +97,42 @@ def test_worker_recovers_from_terminated_connection(tmp_path, pg_db_url: str) ->
     try:
         wait_for(lambda: sum(processed(engine).values()) == 5, 30, "the first batch")
         with engine.begin() as conn:
-            killed = conn.execute(
-                text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE application_name = :app"
-                ),
-                {"app": app},
-            ).scalar()
+            gone = [
+                row[0]
+                for row in conn.execute(
+                    text(
+                        "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE application_name = :app"
+                    ),
+                    {"app": app},
+                )
+            ]
+            killed = len(gone)
         assert killed >= 1
+
+        def listening_again() -> bool:
+            with engine.connect() as conn:
+                return bool(
+                    conn.execute(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity WHERE application_name = :app "
+                            "AND query LIKE 'LISTEN%' AND pid <> ALL(:gone)"
+                        ),
+                        {"app": app, "gone": gone},
+                    ).scalar()
+                )
+
+        wait_for(listening_again, 20, "the worker to LISTEN on a new connection")
+        # Only now is work added: picked up well within the 30 s poll, it came by NOTIFY to
+        # the re-issued LISTEN (work added before that would be found by the look a worker
+        # takes after any reconnection, and would prove nothing).
         factory = make_session_factory(engine)
         with factory() as session:
             get_queue("preview", config).add_many(
                 session, [{"filename": n} for n in NAMES[100:110]]
             )
             session.commit()
-        wait_for(lambda: sum(processed(engine).values()) == 15, 20, "work after the cut")
+        wait_for(lambda: sum(processed(engine).values()) == 15, 15, "work after the cut")
         assert worker.poll() is None, "the worker died instead of reconnecting"
     finally:
         assert stop(worker) == 0
@@ -158,3 +182,138 @@ def test_idle_worker_is_woken_by_notify_not_polling(tmp_path, pg_db_url: str) ->
     finally:
         assert stop(worker) == 0
         engine.dispose()
+
+
+def test_a_stopped_worker_is_rescued_and_its_late_completion_discarded(
+    engine: Engine, config: Config
+) -> None:
+    """SIGSTOP freezes a worker mid-work (heartbeat thread and all): its lease runs out, another
+    worker takes the entry over, and when the first one is continued its completion is fenced
+    off and its write rolled back."""
+    [name] = prepare(engine, config, 1)
+    frozen = start_recording_worker(config, "frozen", TEST_WORK_SECONDS="3", TEST_WORK_FIXED="1")
+    try:
+        wait_for(lambda: in_progress_by(engine) == ["recording_worker-frozen"], 20, "the claim")
+        frozen.send_signal(signal.SIGSTOP)
+        time.sleep(config.queue_lease_seconds + 0.5)  # the lease runs out while it is frozen
+        rescuer = start_recording_worker(config, "rescuer", "--empty")
+        assert rescuer.wait(30) == 0
+        assert processed(engine) == Counter({name: 1})
+        frozen.send_signal(signal.SIGCONT)
+        log = config.log_dir / "recording_worker-frozen.log"
+        wait_for(lambda: "lease lost" in log.read_text(), 20, "the late worker to notice")
+        assert processed(engine) == Counter({name: 1})  # its own write was rolled back
+        assert queue_total(engine, config) == 0
+    finally:
+        frozen.send_signal(signal.SIGCONT)
+        assert stop(frozen) == 0
+    with engine.connect() as conn:
+        workers = [r[0] for r in conn.execute(text("SELECT worker FROM processed"))]
+    assert workers == ["recording_worker-rescuer"]
+
+
+def in_progress_by(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return [
+            r[0]
+            for r in conn.execute(
+                text("SELECT worker FROM previewqueue WHERE status = 'in_progress'")
+            )
+        ]
+
+
+def test_workers_woken_by_one_notify_never_take_one_file_twice(tmp_path, pg_db_url: str) -> None:
+    """Several idle workers, one NOTIFY, one file queued from four folders: they race for the
+    same file, the unique in-progress index turns the losers away, and they move on."""
+    engine = make_engine(pg_db_url)
+    config = make_test_config(tmp_path, pg_db_url, queue_poll_seconds="60")
+    prepare(engine, config, 0)
+    workers = [
+        start_recording_worker(config, f"k{i}", TEST_WORK_SECONDS="0.5", TEST_WORK_FIXED="1")
+        for i in range(4)
+    ]
+    doubles: list[list] = []
+    watching = threading.Event()
+
+    def watch() -> None:
+        with engine.connect() as conn:
+            while not watching.is_set():
+                found = conn.execute(
+                    text(
+                        "SELECT filename, count(*) FROM previewqueue WHERE status = "
+                        "'in_progress' GROUP BY filename HAVING count(*) > 1"
+                    )
+                ).all()
+                if found:
+                    doubles.append(found)
+                conn.rollback()
+                time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch)
+    try:
+        time.sleep(2)  # all idle and listening
+        watcher.start()
+        with make_session_factory(engine)() as session:  # one transaction: one NOTIFY
+            get_queue("preview", config).add_many(
+                session,
+                [{"filename": "N20251123S0001.fits", "path": f"p{i}"} for i in range(4)]
+                + [{"filename": "N20251120S0001.fits"}],
+            )
+            session.commit()
+        wait_for(lambda: sum(processed(engine).values()) == 5, 60, "all five entries")
+    finally:
+        watching.set()
+        if watcher.is_alive():
+            watcher.join()
+        codes = [stop(w) for w in workers]
+        engine.dispose()
+    assert doubles == []
+    assert codes == [0, 0, 0, 0]
+    assert processed(engine) == Counter({"N20251123S0001.fits": 4, "N20251120S0001.fits": 1})
+    for i in range(4):
+        log = (config.log_dir / f"recording_worker-k{i}.log").read_text()
+        assert "Traceback" not in log and "database unavailable" not in log, log
+
+
+def test_a_worker_stuck_past_the_maximum_run_time_is_ended_and_its_entry_failed(
+    tmp_path, db_url: str
+) -> None:
+    """A work no signal can interrupt: the heartbeat thread stops feeding the watchdog at the
+    limit, then fails the entry and ends the process for systemd to replace; the rest of the
+    queue flows on in the next worker."""
+    engine = make_engine(db_url)
+    config = make_test_config(tmp_path, db_url, queue_max_run_seconds="2")
+    names = prepare(engine, config, 3)
+    hung = max(names)  # the newest: taken first
+    address = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(address)
+        sock.settimeout(60)
+        worker = start_recording_worker(
+            config,
+            "stuck",
+            "--empty",
+            TEST_HANG=hung,
+            NOTIFY_SOCKET=address,
+            WATCHDOG_USEC="200000",
+        )
+        messages: list[str] = []
+        while not messages or not messages[-1].startswith("STATUS=work overran"):
+            messages.append(sock.recv(256).decode())
+        assert worker.wait(30) == 1
+    processing = messages.index(f"STATUS=processing {hung}")
+    # Heartbeats come at least a second apart, so at most two fall within the two-second
+    # limit and may feed the watchdog; one that fed it unconditionally sent one every tick
+    # until the process was ended, more than a lease later.
+    assert messages[processing:].count("WATCHDOG=1") <= 2, messages
+    log = (config.log_dir / "recording_worker-stuck.log").read_text()
+    assert "could not be interrupted" in log and "CRITICAL" in log
+    with engine.connect() as conn:
+        status, error = conn.execute(
+            text("SELECT status, error FROM previewqueue WHERE filename = :f"), {"f": hung}
+        ).one()
+    assert status == "failed" and "ran longer than 2s" in error
+    successor = start_recording_worker(config, "successor", "--empty")
+    assert successor.wait(30) == 0
+    assert processed(engine) == Counter({n: 1 for n in names if n != hung})
+    engine.dispose()

@@ -5,11 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from sqlalchemy import inspect
+import pytest
+from alembic import command
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from fits_storage.config import Config
 from fits_storage.db.engine import make_engine
-from fits_storage.db.schema import head_revision
+from fits_storage.db.schema import alembic_config, create_tables, head_revision
 from tests.processes import environ_for
 
 TABLES = {
@@ -49,7 +52,10 @@ def test_create_tables_twice_is_harmless(config: Config) -> None:
         assert TABLES <= set(inspector.get_table_names())
         indexes = {i["name"]: i for i in inspector.get_indexes("ingestqueue")}
         assert indexes["uq_ingestqueue_waiting"]["unique"]
-        assert {"ix_ingestqueue_claim", "ix_ingestqueue_in_progress"} <= set(indexes)
+        assert indexes["uq_ingestqueue_in_progress"]["unique"]
+        assert {"ix_ingestqueue_claim", "ix_ingestqueue_deferred"} <= set(indexes)
+        checks = inspector.get_check_constraints("ingestqueue")
+        assert [c["name"] for c in checks] == ["ck_ingestqueue_status"]
     finally:
         engine.dispose()
 
@@ -61,3 +67,30 @@ def test_create_tables_on_an_empty_sqlite_database(tmp_path) -> None:
     result = run_create_tables(config)
     assert result.returncode == 0, result.stderr
     assert "upgraded from empty to" in result.stdout
+
+
+def test_upgrade_from_0001_settles_files_in_progress_twice(db_url: str) -> None:
+    """The unique in-progress index cannot be built over the duplicates the old race left: the
+    upgrade keeps the oldest entry in progress and fails the others with a note."""
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0001")
+            for entry_id, path in ((1, "a"), (2, "b")):
+                conn.execute(
+                    text(
+                        "INSERT INTO ingestqueue (id, filename, path, sortkey, status, added, "
+                        "attempts, force, force_md5) VALUES (:id, 'x.fits', :path, 'x', "
+                        "'in_progress', '2026-01-01 00:00:00', 1, false, false)"
+                    ),
+                    {"id": entry_id, "path": path},
+                )
+        create_tables(engine)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT id, status, error FROM ingestqueue ORDER BY id")).all()
+            assert [(r.id, r.status) for r in rows] == [(1, "in_progress"), (2, "failed")]
+            assert "in progress at the same time" in rows[1].error
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            conn.execute(text("UPDATE ingestqueue SET status = 'done' WHERE id = 1"))
+    finally:
+        engine.dispose()

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, text
 
 from fits_storage.config import Config
@@ -46,7 +47,8 @@ def test_oneshot_processes_one_entry_and_logs_per_instance(engine: Engine, confi
     assert "processing N20251123S0002.fits" in log
 
 
-def test_lockfile_keeps_a_second_copy_out(engine: Engine, config: Config) -> None:
+@pytest.mark.parametrize("end", [signal.SIGTERM, signal.SIGKILL])
+def test_lockfile_keeps_a_second_copy_out(engine: Engine, config: Config, end: int) -> None:
     fill(engine, config, [])
     first = start_recording_worker(config, "locked", "--lockfile")
     try:
@@ -60,9 +62,11 @@ def test_lockfile_keeps_a_second_copy_out(engine: Engine, config: Config) -> Non
         assert second.wait(20) == 1
         assert "locked by another process" in second.stderr.read().decode()
     finally:
-        first.terminate()
-        assert first.wait(20) == 0
-    # A killed holder leaves the file behind, but not the lock.
+        first.send_signal(end)
+        assert first.wait(20) == (0 if end == signal.SIGTERM else -signal.SIGKILL)
+    # A holder that stopped, even by SIGKILL with no chance to clean up, leaves the file
+    # behind but not the lock.
+    assert lock.read_text().strip() == str(first.pid)
     third = start_recording_worker(config, "locked", "--lockfile", "--empty")
     assert third.wait(20) == 0
 
@@ -96,17 +100,18 @@ def test_systemd_ready_notification(tmp_path: Path, engine: Engine, config: Conf
         worker = start_recording_worker(
             config, "sd", "--empty", NOTIFY_SOCKET=address, WATCHDOG_USEC="2000000"
         )
-        messages = set()
+        messages: list[str] = []
         while "READY=1" not in messages:
-            messages.add(sock.recv(256).decode())
+            messages.append(sock.recv(256).decode())
         assert worker.wait(20) == 0
         while True:
             try:
                 sock.settimeout(0.5)
-                messages.add(sock.recv(256).decode())
+                messages.append(sock.recv(256).decode())
             except TimeoutError:
                 break
-    assert "STOPPING=1" in messages
+    assert messages[0] == "READY=1" and messages[-1] == "STOPPING=1"
+    assert "WATCHDOG=1" in messages  # from the main loop, before it found the queue empty
 
 
 def test_help_names_the_common_options() -> None:
@@ -161,9 +166,10 @@ def test_a_database_without_tables_stops_the_worker_with_a_clear_message(tmp_pat
 def test_demon_detaches_keeps_its_lock_and_logs_to_its_file(engine: Engine, config: Config) -> None:
     fill(engine, config, ["N20251123S0001.fits"])
     starter = start_recording_worker(config, "bg", "--demon", "--lockfile")
-    assert starter.wait(30) == 0  # the parent returns once the daemon is detached
+    # The starter returns once the daemon is detached and holds the lock as itself: the pid
+    # is read at once, with no waiting for a later moment.
+    assert starter.wait(30) == 0
     lock = config.lockfile_dir / "recording_worker-bg.lock"
-    wait_for(lambda: lock.read_text().strip().isdigit(), 20, "the daemon's pid in the lock")
     pid = int(lock.read_text())
     assert pid != starter.pid
     try:

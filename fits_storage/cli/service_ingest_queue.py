@@ -20,8 +20,8 @@ import time
 from sqlalchemy.orm import Session
 
 from fits_storage.ingest import ingest_work
-from fits_storage.queues import Entry, TransientError
-from fits_storage.service.worker import WorkContext, run_queue_service
+from fits_storage.queues import Entry, TransientError, WorkContext
+from fits_storage.service.worker import run_queue_service
 
 COMMAND = "service_ingest_queue"
 

@@ -200,6 +200,7 @@ class Exporter:
                 delay=delay,
                 counts=False,
                 quiet=True,  # the failure itself was logged once, when the backoff began
+                alike=("destination",),  # and the rest of its backlog waits as long
             )
 
     def _guard(
@@ -219,6 +220,7 @@ class Exporter:
                 f"{destination} unavailable ({failures} in a row): {exc}; backing off {delay:.0f}s",
                 delay=delay,
                 counts=False,
+                alike=("destination",),  # its whole backlog waits, in one statement
             ) from exc
         except UploadServerError as exc:
             self._answered(destination)

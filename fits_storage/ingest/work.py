@@ -10,7 +10,7 @@ from fits_storage.ingest.ingest import ingest_file
 from fits_storage.queues import Entry
 
 if TYPE_CHECKING:
-    from fits_storage.service.worker import WorkContext
+    from fits_storage.queues import WorkContext
 
 
 def ingest_work(session: Session, entry: Entry, context: WorkContext) -> None:

@@ -1,8 +1,10 @@
 """One table per queue (``ingestqueue``, ``exportqueue``, ...), all with the same core columns.
 
-The partial indexes are what keep the queue fast and correct with millions of finished and
-failed rows: claiming reads only waiting rows in sort order, the in-progress check reads only
-in-progress rows, and the database itself refuses a second *waiting* entry for the same file.
+The partial indexes are what keep the queue fast and correct with millions of finished, failed
+and deferred rows: claiming reads only ready waiting rows in sort order, deferred rows sit in
+their own index by ``after``, and the in-progress check reads only in-progress rows. The
+database itself refuses a second *waiting* entry for the same file, a second *in-progress*
+entry for the same ``exclusive_columns``, and any status but the three of ``Status``.
 """
 
 from __future__ import annotations
@@ -10,21 +12,25 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import Boolean, DateTime, Index, Integer, String, Text, text
+from sqlalchemy import Boolean, CheckConstraint, DateTime, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from fits_storage.orm.base import Base, BigIntPK, utcnow
 
+STATUSES = ("waiting", "in_progress", "failed")  # queues.status.Status, which sits above us
 
-def _partial(status: str) -> dict[str, Any]:
-    clause = text(f"status = '{status}'")
+
+def _partial(status: str, condition: str = "") -> dict[str, Any]:
+    clause = text(f"status = '{status}'" + (f" AND {condition}" if condition else ""))
     return {"sqlite_where": clause, "postgresql_where": clause}
 
 
 class QueueEntryMixin:
-    """Columns every queue table has. ``key_columns`` name one file's identity in the queue."""
+    """Columns every queue table has. ``key_columns`` name one file's identity in the queue;
+    entries sharing ``exclusive_columns`` are never in progress at the same time."""
 
     key_columns: ClassVar[tuple[str, ...]] = ("filename", "path")
+    exclusive_columns: ClassVar[tuple[str, ...]] = ("filename",)
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     filename: Mapped[str] = mapped_column(String(255))
@@ -46,11 +52,19 @@ class QueueEntryMixin:
     @declared_attr.directive
     def __table_args__(cls) -> tuple[Any, ...]:  # noqa: N805
         name = cls.__tablename__  # type: ignore[attr-defined]
+        statuses = ", ".join(f"'{s}'" for s in STATUSES)
         return (
             Index(f"uq_{name}_waiting", *cls.key_columns, unique=True, **_partial("waiting")),
-            Index(f"ix_{name}_claim", "sortkey", "id", **_partial("waiting")),
-            Index(f"ix_{name}_in_progress", "filename", "heartbeat", **_partial("in_progress")),
+            Index(f"ix_{name}_claim", "sortkey", "id", **_partial("waiting", "after IS NULL")),
+            Index(f"ix_{name}_deferred", "after", **_partial("waiting", "after IS NOT NULL")),
+            Index(
+                f"uq_{name}_in_progress",
+                *cls.exclusive_columns,
+                unique=True,
+                **_partial("in_progress"),
+            ),
             Index(f"ix_{name}_failed", "filename", **_partial("failed")),
+            CheckConstraint(f"status IN ({statuses})", name="status"),
         )
 
 
@@ -64,6 +78,7 @@ class IngestQueue(QueueEntryMixin, Base):
 class ExportQueue(QueueEntryMixin, Base):
     __tablename__ = "exportqueue"
     key_columns = ("filename", "path", "destination")
+    exclusive_columns = ("filename", "destination")
 
     destination: Mapped[str] = mapped_column(Text, default="")
 

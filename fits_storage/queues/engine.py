@@ -12,11 +12,12 @@ import random
 import socket
 import time
 from collections.abc import Iterable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table
+from sqlalchemy import Connection, Executable, Row, Table
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,6 +28,9 @@ from fits_storage.queues.sortkey import sortkey_for_filename
 from fits_storage.queues.status import Status
 
 BULK_ROWS = 10_000
+# Claims that meet the unique in-progress index (two workers picked two entries of one file at
+# the same moment) look again this many times before reporting nothing to do this time.
+CLAIM_CLASHES = 5
 
 
 def _dialect_name(executor: Session | Connection) -> str:
@@ -65,6 +69,8 @@ class QueueCounts:
     in_progress: int = 0
     failed: int = 0
     oldest_waiting: datetime | None = None
+    deferred: int = 0  # of the waiting ones
+    next_deferred: datetime | None = None  # when the first deferred entry is due
 
     @property
     def total(self) -> int:
@@ -90,18 +96,19 @@ class Queue:
         self,
         model: type[QueueEntryMixin],
         *,
-        exclusive: tuple[str, ...] = ("filename",),
         lease_seconds: float = 60.0,
         max_attempts: int = 5,
+        max_run_seconds: float = 3600.0,
         backoff: Backoff | None = None,
     ) -> None:
         self.model = model
         self.table: Table = model.__table__  # type: ignore[attr-defined]
         self.name: str = self.table.name
         self.key = tuple(model.key_columns)
-        self.exclusive = exclusive
+        self.exclusive = tuple(model.exclusive_columns)
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
+        self.max_run_seconds = max_run_seconds
         self.backoff = backoff or Backoff()
         self.extra_columns = tuple(c.name for c in self.table.c if c.name not in sql.CORE_COLUMNS)
         self._next_sweep = 0.0
@@ -176,57 +183,67 @@ class Queue:
     # -- claiming -----------------------------------------------------------------------------
 
     def claim(self, session: Session | Connection, worker: Worker) -> Entry | None:
-        """Lease the next entry: the newest waiting one, or one whose worker died.
+        """Lease the next entry: the newest ready one, or one whose worker died.
 
-        Looking for dead workers' entries costs two statements, so it is done when nothing is
-        waiting, and otherwise at most every quarter lease: a rescue is never later than
-        about 1.25 lease periods, and a busy queue pays one statement per claim.
+        The sweep (fail entries that overran or whose workers keep dying, make due deferred
+        entries ready, take over one dead worker's entry) costs a few statements, so it runs
+        when nothing is ready, and otherwise at most every quarter lease: a rescue is never
+        later than about 1.25 lease periods, a deferred entry is ready within a quarter lease of
+        its time, and a busy queue pays one statement per claim.
         """
-        skip_locked = _dialect_name(session) == "postgresql"
-        params = self._lease_params(worker)
-        row = None
         swept = self._sweep_due()
-        if swept:
-            row = self._claim_stale(session, params, skip_locked)
+        row = self._sweep(session, worker) if swept else None
         if row is None:
-            row = session.execute(
-                sql.claim_waiting(self.table, self.exclusive, skip_locked), params
-            ).first()
+            row = self._claim_waiting(session, worker)
         if row is None and not swept:
-            row = self._claim_stale(session, params, skip_locked)
+            row = self._sweep(session, worker) or self._claim_waiting(session, worker)
         return None if row is None else self._entry(row._mapping, worker)
+
+    def _claim_waiting(self, session: Session | Connection, worker: Worker) -> Row | None:
+        skip_locked = _dialect_name(session) == "postgresql"
+        statement = sql.claim_waiting(self.table, self.exclusive, skip_locked)
+        return _run_claim(session, statement, self._lease_params(worker))
 
     def complete_and_claim(
         self, session: Session | Connection, entry: Entry, worker: Worker
     ) -> tuple[bool, Entry | None]:
-        """``complete`` the entry in hand and ``claim`` the next one in the same transaction.
+        """``complete`` the entry in hand and ``claim`` the next one.
 
         Returns (completed, next entry or None). When not completed (the lease was lost) nothing
-        was claimed and the caller must roll back, as after ``complete``. On PostgreSQL this is
-        one statement (``finish_and_claim``) unless the dead-worker sweep is due; on SQLite two
-        statements in the caller's one ``BEGIN IMMEDIATE`` transaction, one commit instead of two.
+        was changed or claimed, and the caller must roll back its own writes, as after
+        ``complete``. On a PostgreSQL connection in autocommit this is one statement
+        (``finish_and_claim``) unless the sweep is due; otherwise two steps in the caller's
+        transaction (on SQLite, one ``BEGIN IMMEDIATE`` transaction: one commit instead of two).
         """
-        if _dialect_name(session) != "postgresql" or self._sweep_due():
-            if not self.complete(session, entry):
-                return False, None
-            return True, self.claim(session, worker)
+        if not _autocommit_postgresql(session) or self._sweep_due():
+            return self._complete_then_claim(session, entry, worker)
         params = {**self._finish_params(entry), **self._lease_params(worker)}
-        conn = session.connection() if isinstance(session, Session) else session
         statement = sql.finish_and_claim(self.table, self.key, self.exclusive)
-        text_ = sql.compiled(statement, conn.dialect)
-        row = conn.exec_driver_sql(text_, params).one()._mapping
-        if not row["finished"]:
+        assert isinstance(session, Connection)
+        text_ = sql.compiled(statement, session.dialect)
+        row = _run_claim(session, text_, params)
+        if row is None:  # clashed every time: finish alone, then claim as usual
+            return self._complete_then_claim(session, entry, worker)
+        mapping = row._mapping
+        if not mapping["finished"]:
             return False, None
-        if row["id"] is None:
+        if mapping["id"] is None:
             return True, None
-        return True, self._entry({c: row[c] for c in sql.claimed_columns(self.table)}, worker)
+        return True, self._entry({c: mapping[c] for c in sql.claimed_columns(self.table)}, worker)
+
+    def _complete_then_claim(
+        self, session: Session | Connection, entry: Entry, worker: Worker
+    ) -> tuple[bool, Entry | None]:
+        if not self.complete(session, entry):
+            return False, None
+        return True, self.claim(session, worker)
 
     def _sweep_due(self) -> bool:
         return time.monotonic() >= self._next_sweep
 
     @staticmethod
     def _lease_params(worker: Worker) -> dict[str, Any]:
-        return {"worker": worker.name, "host": worker.host, "pid": worker.pid, "now": utcnow()}
+        return {"worker": worker.name, "host": worker.host, "pid": worker.pid}
 
     @staticmethod
     def _entry(mapping: Mapping[str, Any], worker: Worker) -> Entry:
@@ -239,25 +256,26 @@ class Queue:
             row=dict(mapping),
         )
 
-    def _claim_stale(
-        self, session: Session | Connection, params: dict, skip_locked: bool
-    ) -> Row | None:
-        """Fail entries whose workers keep dying on them; take over one whose worker died."""
+    def _sweep(self, session: Session | Connection, worker: Worker) -> Row | None:
+        """Fail entries that overran or whose workers keep dying on them, make due deferred
+        entries ready, and take over one entry whose worker died."""
         self._next_sweep = time.monotonic() + self.lease_seconds / 4
-        stale = {
-            "stale_before": params["now"] - timedelta(seconds=self.lease_seconds),
-            "max_attempts": self.max_attempts,
-        }
-        error = (
+        stale = {"stale_offset": -float(self.lease_seconds), "max_attempts": self.max_attempts}
+        abandoned = (
             f"worker stopped {self.max_attempts} times while processing this entry; "
             "not handed out again"
         )
-        session.execute(
-            sql.fail_abandoned(self.table), {**stale, "now": params["now"], "error": error}
-        )
-        return session.execute(
-            sql.claim_stale(self.table, skip_locked), {**params, **stale}
-        ).first()
+        session.execute(sql.fail_abandoned(self.table), {**stale, "error": abandoned})
+        overrun = {
+            "overrun_offset": -float(self.max_run_seconds + self.lease_seconds),
+            "error": f"ran longer than {self.max_run_seconds:g}s (queue_max_run_seconds) and its "
+            "worker did not stop it; failed so that the file is free again",
+        }
+        session.execute(sql.fail_overrun(self.table), overrun)
+        session.execute(sql.promote_due(self.table))
+        skip_locked = _dialect_name(session) == "postgresql"
+        statement = sql.claim_stale(self.table, skip_locked)
+        return session.execute(statement, {**self._lease_params(worker), **stale}).first()
 
     # -- finishing ----------------------------------------------------------------------------
 
@@ -270,20 +288,25 @@ class Queue:
         }
 
     def complete(self, session: Session | Connection, entry: Entry) -> bool:
-        """Remove a finished entry and the file's earlier failures.
+        """Remove a finished entry and, only if that succeeded, the file's earlier failures.
 
-        False if the lease was lost: the caller must then roll back (its work, too, belongs to
-        whoever holds the entry now).
+        False if the lease was lost: nothing was changed, and the caller must roll back (its
+        work, too, belongs to whoever holds the entry now).
         """
-        deleted = session.execute(sql.finish(self.table, self.key), self._finish_params(entry))
-        return Status.IN_PROGRESS.value in deleted.scalars().all()
+        params = self._finish_params(entry)
+        if _dialect_name(session) == "postgresql":
+            return bool(session.execute(sql.finish(self.table, self.key), params).scalar())
+        if session.execute(sql.complete(self.table), params).rowcount != 1:
+            return False
+        session.execute(sql.clear_failures(self.table, self.key), params)
+        return True
 
     def _finish_params(self, entry: Entry) -> dict[str, Any]:
         return {**self._fence(entry), **{f"key_{col}": entry[col] for col in self.key}}
 
     def fail(self, session: Session, entry: Entry, error: str, tb: str | None = None) -> bool:
         """Mark failed for good, keeping the error and traceback for the status page."""
-        params = {**self._fence(entry), "now": utcnow(), "error": error, "tb": tb}
+        params = {**self._fence(entry), "error": error, "tb": tb}
         return session.execute(sql.fail(self.table), params).rowcount == 1
 
     def retry(
@@ -295,18 +318,28 @@ class Queue:
         *,
         delay: float | None = None,
         counts: bool = True,
+        alike: tuple[str, ...] = (),
     ) -> bool:
         """A transient failure: wait with backoff and try again, or fail once attempts run out.
 
+        ``alike`` names columns: every waiting entry sharing their values with this one waits
+        as long (a destination that is down holds back its whole backlog in one statement).
         Returns True if the entry will be retried.
         """
         if counts and entry.attempts >= self.max_attempts:
             self.fail(session, entry, f"gave up after {entry.attempts} attempts: {error}", tb)
             return False
-        seconds = self.backoff.delay(entry.attempts) if delay is None else delay
-        after = utcnow() + timedelta(seconds=seconds)
+        seconds = float(self.backoff.delay(entry.attempts) if delay is None else delay)
         attempts = entry.attempts if counts else entry.attempts - 1
-        return self._requeue(session, entry, after, attempts, error, tb)
+        retried = self._requeue(session, entry, seconds, attempts, error, tb)
+        if retried and alike:
+            params = {
+                "delay": seconds,
+                "error": error,
+                **{f"alike_{col}": entry[col] for col in alike},
+            }
+            session.execute(sql.defer_alike(self.table, alike), params)
+        return retried
 
     def release(self, session: Session, entry: Entry) -> bool:
         """Give an entry back untouched (shutdown, lost database): not counted as an attempt."""
@@ -316,21 +349,23 @@ class Queue:
         self,
         session: Session,
         entry: Entry,
-        after: datetime | None,
+        delay: float | None,
         attempts: int,
         error: str | None,
         tb: str | None,
     ) -> bool:
         params = {
             **self._fence(entry),
-            "after": after,
             "next_attempts": attempts,
             "error": error,
             "tb": tb,
         }
+        if delay is not None:
+            params["delay"] = delay
+        statement = sql.requeue(self.table, self.key, delay is not None)
         try:
             with session.begin_nested():
-                if session.execute(sql.requeue(self.table, self.key), params).rowcount == 1:
+                if session.execute(statement, params).rowcount == 1:
                     return True
         except IntegrityError:
             pass  # the file was re-added at this very moment: that entry covers it
@@ -340,17 +375,16 @@ class Queue:
 
     def heartbeat(self, session: Session, entry: Entry) -> bool:
         """Keep the lease alive; False means it was lost (another worker may have the entry)."""
-        params = {**self._fence(entry), "now": utcnow()}
-        return session.execute(sql.heartbeat(self.table), params).rowcount == 1
+        return session.execute(sql.heartbeat(self.table), self._fence(entry)).rowcount == 1
 
     # -- looking ------------------------------------------------------------------------------
 
     def counts(self, session: Session) -> QueueCounts:
         figures: dict[str, Any] = {}
-        for status, number, oldest in session.execute(sql.counts(self.table)):
+        for status, number, oldest, deferred, next_due in session.execute(sql.counts(self.table)):
             figures[status] = number
             if status == Status.WAITING.value:
-                figures["oldest_waiting"] = oldest
+                figures.update(oldest_waiting=oldest, deferred=deferred, next_deferred=next_due)
         return QueueCounts(**figures)
 
     def entries(self, session: Session, status: Status, limit: int = 50) -> list[Mapping]:
@@ -358,3 +392,38 @@ class Queue:
             sql.list_entries(self.table), {"status": status.value, "limit": limit}
         )
         return [dict(r._mapping) for r in rows]
+
+
+def _autocommit_postgresql(executor: Session | Connection) -> bool:
+    return (
+        isinstance(executor, Connection)
+        and executor.dialect.name == "postgresql"
+        and executor.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+    )
+
+
+def _run_claim(
+    executor: Session | Connection, statement: Executable | str, params: dict[str, Any]
+) -> Row | None:
+    """Run a claiming statement; when it meets the unique in-progress index (another worker
+    took an entry of the same file at this very moment), look again: the next try sees that
+    entry in progress and passes over its file.
+
+    The statement must be retryable: in autocommit (PostgreSQL's worker loop) a failed statement
+    changed nothing; in a PostgreSQL transaction a savepoint keeps the caller's work; SQLite's
+    ``BEGIN IMMEDIATE`` serialises claimers, so there it never clashes.
+    """
+    savepoint = isinstance(executor, Session) and _dialect_name(executor) == "postgresql"
+    for _ in range(CLAIM_CLASHES):
+        try:
+            with executor.begin_nested() if savepoint else nullcontext():  # type: ignore[union-attr]
+                if isinstance(statement, str):
+                    assert isinstance(executor, Connection)
+                    return executor.exec_driver_sql(statement, params).first()
+                return executor.execute(statement, params).first()
+        except IntegrityError:
+            if isinstance(executor, Connection) and _autocommit_postgresql(executor):
+                executor.rollback()
+            elif not savepoint:
+                raise
+    return None

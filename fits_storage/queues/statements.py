@@ -6,7 +6,14 @@ builders are cached, so SQLAlchemy's compiled-statement cache is hit on every ca
 Fencing: a claim increments ``attempts`` and records ``worker``; every later change to a
 claimed entry (complete, fail, retry, release, heartbeat) is conditioned on ``id``, ``status``,
 ``worker`` and ``attempts`` all still matching, so a worker whose lease expired and whose entry
-was handed to another worker can no longer touch it.
+was handed to another worker can no longer touch it, nor anything else in its name.
+
+Time: every timestamp the protocol writes or compares is the database server's
+(``server_now``), so the hosts' own clocks never decide who holds an entry.
+
+Ready and deferred: a waiting entry with ``after`` set is deferred and sits in its own index;
+claims read only the ready ones (``after IS NULL``), so a deferred backlog costs a claim
+nothing. ``promote_due`` makes deferred entries ready once their time has come.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from fits_storage.db.clock import server_now
 from fits_storage.orm.queues import QueueEntryMixin
 from fits_storage.queues.status import Status
 
@@ -113,7 +121,10 @@ def claim_waiting(table: Table, exclusive: tuple[str, ...], skip_locked: bool) -
 
     One statement: the row is chosen, locked (PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so
     concurrent claimers pass over each other's rows instead of queueing; SQLite: the whole
-    transaction holds the write lock from ``BEGIN IMMEDIATE``) and marked as leased.
+    transaction holds the write lock from ``BEGIN IMMEDIATE``) and marked as leased. Two
+    PostgreSQL claimers can still pick two entries of one file at the same moment (the
+    ``blocked`` test reads a snapshot); the unique in-progress index then refuses the second,
+    and the engine looks again.
     """
     candidate = _waiting_candidate(table, exclusive, skip_locked)
     return _lease(table, table.c.id == candidate.scalar_subquery())
@@ -134,7 +145,7 @@ def _waiting_candidate(
         select(q.c.id)
         .where(*gates)
         .where(q.c.status == _const(Status.WAITING))
-        .where(or_(q.c.after.is_(None), q.c.after <= bindparam("now")))
+        .where(q.c.after.is_(None))
         .where(~blocked)
         .order_by(q.c.sortkey.desc(), q.c.id.desc())
         .limit(_const(1))
@@ -151,7 +162,7 @@ def claim_stale(table: Table, skip_locked: bool) -> Update:
     candidate = (
         select(s.c.id)
         .where(s.c.status == _const(Status.IN_PROGRESS))
-        .where(s.c.heartbeat < bindparam("stale_before"))
+        .where(s.c.heartbeat < _stale_before())
         .where(s.c.attempts < bindparam("max_attempts"))
         .order_by(s.c.heartbeat)
         .limit(_const(1))
@@ -170,28 +181,74 @@ def _lease(table: Table, where) -> Update:  # type: ignore[no-untyped-def]
             worker=bindparam("worker"),
             host=bindparam("host"),
             pid=bindparam("pid"),
-            claimed_at=bindparam("now"),
-            heartbeat=bindparam("now"),
+            claimed_at=server_now(),
+            heartbeat=server_now(),
             attempts=table.c.attempts + _const(1),
         )
         .returning(*(table.c[name] for name in claimed_columns(table)))
     )
 
 
+def _stale_before() -> ColumnElement:
+    return server_now(bindparam("stale_offset"))  # minus the lease
+
+
 @cache
 def fail_abandoned(table: Table) -> Update:
     """Entries whose workers died holding them ``max_attempts`` times: stop handing them out."""
+    return _fail_in_progress(
+        table,
+        table.c.heartbeat < _stale_before(),
+        table.c.attempts >= bindparam("max_attempts"),
+    )
+
+
+@cache
+def fail_overrun(table: Table) -> Update:
+    """Entries held longer than the queue's maximum run time (a hung work, a FIFO, a dead NFS
+    mount): fail them, so their file is free and the rest of the queue flows. The holder's own
+    timer normally acts first; this is for a holder that cannot."""
+    return _fail_in_progress(table, table.c.claimed_at < server_now(bindparam("overrun_offset")))
+
+
+def _fail_in_progress(table: Table, *conditions: ColumnElement[bool]) -> Update:
     return (
         update(table)
-        .where(table.c.status == _const(Status.IN_PROGRESS))
-        .where(table.c.heartbeat < bindparam("stale_before"))
-        .where(table.c.attempts >= bindparam("max_attempts"))
+        .where(table.c.status == _const(Status.IN_PROGRESS), *conditions)
         .values(
             status=_const(Status.FAILED),
-            failed_at=bindparam("now"),
+            failed_at=server_now(),
             error=bindparam("error"),
             traceback=null(),
         )
+    )
+
+
+@cache
+def promote_due(table: Table) -> Update:
+    """Deferred entries whose ``after`` has come: make them ready (one index range scan)."""
+    return (
+        update(table)
+        .where(table.c.status == _const(Status.WAITING))
+        .where(table.c.after.is_not(None))
+        .where(table.c.after <= server_now())
+        .values(after=null())
+    )
+
+
+@cache
+def defer_alike(table: Table, columns: tuple[str, ...]) -> Update:
+    """Defer every waiting entry that shares ``columns`` with the one in hand, in one statement:
+    a destination that is down parks its whole backlog instead of deferring it one claim at a
+    time (which made the total work grow with the square of the backlog). Each gets the error
+    that held them back, so a status page says why they wait."""
+    until = server_now(bindparam("delay"))
+    return (
+        update(table)
+        .where(table.c.status == _const(Status.WAITING))
+        .where(*(table.c[col] == bindparam(f"alike_{col}") for col in columns))
+        .where(or_(table.c.after.is_(None), table.c.after < until))
+        .values(after=until, error=bindparam("error"))
     )
 
 
@@ -207,17 +264,38 @@ def complete(table: Table) -> Delete:
 
 
 @cache
-def finish(table: Table, key: tuple[str, ...]) -> Delete:
-    """Success: delete the entry (fenced) and, in the same statement, the file's failures.
+def clear_failures(table: Table, key: tuple[str, ...]) -> Delete:
+    """After a success: the file's earlier failures go (run only once the fenced delete hit)."""
+    return delete(table).where(_failures(table, key))
 
-    The caller checks that an ``in_progress`` row was among those deleted; if not, the lease
-    was lost and it must roll back.
-    """
-    failures = and_(
+
+def _failures(table: Table, key: tuple[str, ...]) -> ColumnElement[bool]:
+    return and_(
         table.c.status == _const(Status.FAILED),
         *(table.c[col] == bindparam(f"key_{col}") for col in key),
     )
-    return delete(table).where(or_(_fence(table), failures)).returning(table.c.status)
+
+
+def _finished(table: Table, key: tuple[str, ...]) -> tuple:  # type: ignore[type-arg]
+    """The CTEs of a PostgreSQL success: ``done`` (the fenced delete of the entry) and
+    ``cleared`` (the file's failures, deleted only if ``done`` hit, so a completion whose lease
+    was lost changes nothing even in autocommit)."""
+    done = delete(table).where(_fence(table)).returning(table.c.id).cte("done")
+    held = select(_const(1)).select_from(done).exists()
+    cleared = (
+        delete(table).where(_failures(table, key)).where(held).returning(table.c.id).cte("cleared")
+    )
+    return done, cleared, held
+
+
+@cache
+def finish(table: Table, key: tuple[str, ...]) -> Select:
+    """PostgreSQL: success in one statement; returns ``finished`` (1, or 0 if the lease was
+    lost). SQLite runs ``complete`` and then ``clear_failures`` in its one transaction."""
+    done, cleared, _ = _finished(table, key)
+    finished = select(func.count()).select_from(done).scalar_subquery()
+    touched = select(func.count()).select_from(cleared).scalar_subquery()
+    return select(finished.label("finished"), touched.label("cleared"))
 
 
 @cache
@@ -231,14 +309,13 @@ def finish_and_claim(table: Table, key: tuple[str, ...], exclusive: tuple[str, .
     the claim: a re-added entry for the same file waits for the next claim, as it would if the
     claim came a moment earlier.
     """
-    done = finish(table, key).cte("done")
-    held = done.c.status == _const(Status.IN_PROGRESS)
-    gate = select(_const(1)).select_from(done).where(held).exists()
-    candidate = _waiting_candidate(table, exclusive, True, gate)
+    done, cleared, held = _finished(table, key)
+    candidate = _waiting_candidate(table, exclusive, True, held)
     claimed = _lease(table, table.c.id == candidate.scalar_subquery()).cte("claimed")
-    finished = select(func.count()).select_from(done).where(held).scalar_subquery()
+    finished = select(func.count()).select_from(done).scalar_subquery()
+    touched = select(func.count()).select_from(cleared).scalar_subquery()
     one = select(_const(1).label("one")).subquery("one")
-    return select(finished.label("finished"), *claimed.c).select_from(
+    return select(finished.label("finished"), touched.label("cleared"), *claimed.c).select_from(
         one.outerjoin(claimed, true())
     )
 
@@ -250,7 +327,7 @@ def fail(table: Table) -> Update:
         .where(_fence(table))
         .values(
             status=_const(Status.FAILED),
-            failed_at=bindparam("now"),
+            failed_at=server_now(),
             error=bindparam("error"),
             traceback=bindparam("tb"),
         )
@@ -258,8 +335,9 @@ def fail(table: Table) -> Update:
 
 
 @cache
-def requeue(table: Table, key: tuple[str, ...]) -> Update:
-    """Put a claimed entry back to waiting (retry later, or release on shutdown).
+def requeue(table: Table, key: tuple[str, ...], deferred: bool) -> Update:
+    """Put a claimed entry back to waiting: deferred by ``delay`` seconds (a retry), or ready at
+    once (a release on shutdown).
 
     Skipped when the file was re-added while in progress: that waiting entry covers it, and a
     second waiting entry is what the unique index forbids.
@@ -277,7 +355,7 @@ def requeue(table: Table, key: tuple[str, ...]) -> Update:
         .where(~duplicate)
         .values(
             status=_const(Status.WAITING),
-            after=bindparam("after"),
+            after=server_now(bindparam("delay")) if deferred else null(),
             attempts=bindparam("next_attempts"),
             error=bindparam("error"),
             traceback=bindparam("tb"),
@@ -291,13 +369,19 @@ def requeue(table: Table, key: tuple[str, ...]) -> Update:
 
 @cache
 def heartbeat(table: Table) -> Update:
-    return update(table).where(_fence(table)).values(heartbeat=bindparam("now"))
+    return update(table).where(_fence(table)).values(heartbeat=server_now())
 
 
 @cache
 def counts(table: Table) -> Select:
     """One grouped scan per queue: the figures a status page shows."""
-    return select(table.c.status, func.count(), func.min(table.c.added)).group_by(table.c.status)
+    return select(
+        table.c.status,
+        func.count(),
+        func.min(table.c.added),
+        func.count(table.c.after),
+        func.min(table.c.after),
+    ).group_by(table.c.status)
 
 
 @cache

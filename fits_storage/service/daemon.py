@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -46,6 +47,11 @@ class Daemon:
     session_factory: sessionmaker[Session]
     notifier: SystemdNotifier = field(default_factory=SystemdNotifier)
     stopping: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def one_shot(self) -> bool:
+        """A run that ends by itself (``--empty``, ``--oneshot``, ``--once``), as from cron."""
+        return any(getattr(self.args, name, False) for name in ("empty", "oneshot", "once"))
 
     def sleep(self, seconds: float) -> bool:
         """Sleep unless asked to stop (keeping the systemd watchdog fed); False if stopping."""
@@ -159,12 +165,25 @@ def run_daemon(
 
 
 def _daemonize(handlers: list[logging.Handler], lock: InstanceLock | None) -> None:
+    """Detach; the starting process returns only once the daemon holds the instance lock with
+    its own pid written in it, so whatever started it (systemd, a script, a test) never reads
+    the starter's pid there."""
     import daemon as python_daemon  # python-daemon
 
-    keep: list[Any] = [getattr(h, "stream", None) for h in handlers]
+    ready, tell = os.pipe()
+    if os.fork() > 0:  # the starter: wait for the daemon's word, or its end
+        os.close(tell)
+        answer = os.read(ready, 1)
+        os._exit(EXIT_OK if answer == b"1" else EXIT_FAILURE)
+    os.close(ready)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(EXIT_OK)  # the session leader goes, so the daemon can never regain a terminal
+    keep: list[Any] = [getattr(h, "stream", None) for h in handlers] + [tell]
     if lock and lock.fd is not None:
         keep.append(lock.fd)
     context = python_daemon.DaemonContext(
+        detach_process=False,
         files_preserve=[k for k in keep if k is not None],
         signal_map={},
         working_directory="/",
@@ -173,6 +192,8 @@ def _daemonize(handlers: list[logging.Handler], lock: InstanceLock | None) -> No
     context.open()
     if lock:
         lock.rewrite_pid()
+    os.write(tell, b"1")
+    os.close(tell)
 
 
 def _install_signal_handlers(daemon: Daemon) -> None:

@@ -39,7 +39,7 @@ from fits_storage.storage import (
 from fits_storage.storage.base import fsync_dir
 
 if TYPE_CHECKING:
-    from fits_storage.service.worker import WorkContext
+    from fits_storage.queues import WorkContext
 
 
 class StoreOutcome(StrEnum):

@@ -2,21 +2,24 @@
 
 Its work records the entry in the table ``processed`` inside the same transaction that
 completes the entry, so a test can check the exact multiset of effects. ``TEST_WORK_SECONDS``
-makes each item take up to that long (randomly), to widen the windows a kill can hit.
+makes each item take up to that long (randomly), to widen the windows a kill can hit;
+``TEST_HANG`` names a file whose work hangs where no signal can reach it (as in an
+uninterruptible NFS read).
 """
 
 from __future__ import annotations
 
 import os
 import random
+import signal
 import sys
 import time
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from fits_storage.queues import Entry, TransientError
-from fits_storage.service.worker import WorkContext, run_queue_service
+from fits_storage.queues import Entry, TransientError, WorkContext
+from fits_storage.service.worker import run_queue_service
 
 CREATE = "CREATE TABLE IF NOT EXISTS processed (filename VARCHAR(255), worker VARCHAR(255))"
 
@@ -25,6 +28,9 @@ def work(session: Session, entry: Entry, context: WorkContext) -> None:
     transient = os.environ.get("TEST_TRANSIENT")  # "loud" or "quiet": hand every entry back
     if transient:
         raise TransientError("destination down", delay=60, counts=False, quiet=transient == "quiet")
+    if entry.filename == os.environ.get("TEST_HANG"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+        time.sleep(600)
     seconds = float(os.environ.get("TEST_WORK_SECONDS", "0"))
     if seconds:
         time.sleep(seconds if os.environ.get("TEST_WORK_FIXED") else random.uniform(0, seconds))

@@ -1,0 +1,35 @@
+"""What a work function receives besides its session and entry.
+
+It sits with the queue engine, below both the work modules and the daemon runner, so a work
+module never needs to know about the daemon that calls it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from fits_storage.config import Config
+from fits_storage.queues.definitions import get_queue
+from fits_storage.queues.engine import Queue, Worker
+
+
+@dataclass
+class WorkContext:
+    config: Config
+    logger: logging.Logger
+    args: argparse.Namespace
+    stopping: threading.Event
+    session_factory: sessionmaker[Session]
+    worker: Worker
+    _queues: dict[str, Queue] = field(default_factory=dict)
+
+    def queue(self, name: str) -> Queue:
+        """Another queue of the system (to add work to it), with this process's settings."""
+        if name not in self._queues:
+            self._queues[name] = get_queue(name, self.config)
+        return self._queues[name]
