@@ -15,7 +15,14 @@ from sqlalchemy.orm import Session
 
 from fits_storage.config import Config
 from fits_storage.db.engine import make_session_factory
-from fits_storage.ingest import IngestAction, IngestError, IngestResult, ingest_file, ingest_work
+from fits_storage.ingest import (
+    FileMissingError,
+    IngestAction,
+    IngestError,
+    IngestResult,
+    ingest_file,
+    ingest_work,
+)
 from fits_storage.ingest.verify import fitsverify_program
 from fits_storage.orm import (
     CalCacheQueue,
@@ -330,13 +337,45 @@ def test_broken_rewrite_keeps_the_previous_version_present(
     with pytest.raises(IngestError, match="truncated"):
         ingest_file(session, config, name)
     session.rollback()
-    path.unlink()
-    with pytest.raises(IngestError, match="file not found"):
-        ingest_file(session, config, name)
-    session.rollback()
     [only] = versions(session, name)
     assert only.id == first.diskfile_id and only.present and only.canonical
     assert count(session, Header) == 1
+
+
+def test_vanished_file_marks_its_present_version_not_present(
+    session: Session, config: Config
+) -> None:
+    name = observatory_filename(frame=22)
+    path = make_observatory_file(config.storage_root, name)
+    first = ingest(session, config, name)
+    path.unlink()
+    # another name of the same file (compressed) missing: not the present version's place
+    with pytest.raises(FileMissingError) as other:
+        ingest_file(session, config, name + ".bz2")
+    session.rollback()
+    assert "marked not present" not in str(other.value)
+    assert versions(session, name)[0].present
+
+    with pytest.raises(FileMissingError) as caught:
+        ingest_file(session, config, name)
+    session.rollback()
+    assert str(caught.value) == (
+        f"{name}: file not found at {path}; its present version "
+        f"(diskfile {first.diskfile_id}) is now marked not present"
+    )
+    session.expire_all()
+    [only] = versions(session, name)
+    assert only.id == first.diskfile_id and not only.present and only.canonical
+
+    with pytest.raises(FileMissingError) as again:  # nothing present any more: nothing to say
+        ingest_file(session, config, name)
+    session.rollback()
+    assert str(again.value) == f"{name}: file not found at {path}"
+    make_observatory_file(config.storage_root, name)  # back: a present version again
+    back = ingest(session, config, name)
+    old, new = versions(session, name)
+    assert new.id == back.diskfile_id and new.present and new.canonical
+    assert not (old.present or old.canonical)
 
 
 def test_nul_byte_in_a_header_string_is_ingested_with_a_note(

@@ -198,11 +198,13 @@ def select_files(
             for sub, filename in (_split(path, n) for n in names)
             for _, reason in selection.check_names(storage_root / sub, [filename])
         )
+    # A file the user named and that is not queued deserves a word at the default level.
+    level = logging.DEBUG if names is None else logging.WARNING
     for sub, name, reason in results:
         summary.found += 1
         if reason:
             summary.skipped += 1
-            log.debug("Skipping %s: %s", name, reason)
+            log.log(level, "Not queueing %s: %s", storage_root / sub / name, reason)
         else:
             chosen.append((sub, name))
     return chosen, summary
