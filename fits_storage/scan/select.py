@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from fits_storage.config import closest
 from fits_storage.scan.names import skip_reason
 
 # The established special values of --file-re: the last N UT dates, today included.
@@ -36,6 +37,21 @@ def special_dates_regex(value: str, now: datetime | None = None) -> str | None:
         now = now.astimezone(UTC)
     dates = [(now - timedelta(days=n)).strftime("%Y%m%d") for n in range(days)]
     return "(?:" + "|".join(dates) + ")"
+
+
+def special_value_warning(file_re: str) -> str | None:
+    """Why a --file-re that looks like a special value but is none (``fiveday``) deserves a
+    warning: it is searched as a regular expression, which no data file name matches."""
+    word = file_re.strip().lower()
+    if word in SPECIAL_DAYS or not word.isalpha():
+        return None
+    hint = closest(word, list(SPECIAL_DAYS))
+    if not (hint or word.endswith("day")):
+        return None
+    return (
+        f"--file-re {file_re!r} is not one of the special values ({', '.join(SPECIAL_DAYS)}), "
+        f"so it is searched in file names as a regular expression{hint}"
+    )
 
 
 @dataclass
