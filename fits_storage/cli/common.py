@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from fits_storage.config import Config, ConfigError, get_config
 from fits_storage.db.engine import make_engine, make_session_factory
 from fits_storage.db.schema import schema_problem
-from fits_storage.service.logs import FORMAT
+from fits_storage.service.logs import FORMAT, NOISY_LOGGERS
 from fits_storage.service.worker import one_line
 
 EXIT_FAILURE = 1
@@ -60,6 +60,8 @@ def setup_console_logging(debug: bool) -> None:
         level=logging.DEBUG if debug else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for noisy in NOISY_LOGGERS:
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def setup_command_logging(log_dir: Path, command: str, *, debug: bool, demon: bool) -> None:
@@ -81,5 +83,5 @@ def setup_command_logging(log_dir: Path, command: str, *, debug: bool, demon: bo
         handler.setFormatter(formatter)
         root.addHandler(handler)
     root.setLevel(logging.DEBUG if debug else logging.INFO)
-    for noisy in ("sqlalchemy", "botocore", "boto3", "urllib3", "s3transfer", "alembic"):
+    for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
