@@ -1,4 +1,4 @@
-"""The configuration contract (DESIGN.md §5)."""
+"""The configuration contract (docs/configuration.md)."""
 
 from __future__ import annotations
 

@@ -43,7 +43,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--all", action="store_true", help="every present file (needed when nothing else selects)"
     )
-    p.add_argument("--dry-run", action="store_true", help="say what would be queued; queue nothing")
+    p.add_argument(
+        "--dry-run",
+        "--dryrun",
+        dest="dry_run",
+        action="store_true",
+        help="say what would be queued; queue nothing",
+    )
     p.add_argument("--debug", action="store_true")
     return p
 
