@@ -73,11 +73,11 @@ def _parse_non_negative_float(text: str) -> float:
     return value
 
 
-def _parse_positive_seconds(text: str) -> float:
+def parse_positive_seconds(text: str) -> float:
     """Seconds a loop waits or a lease lasts: 0 would make a loop spin, so more than 0."""
     value = float(text)
     if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"expected a number of seconds greater than 0, got {text!r}")
+        raise ValueError(f"expected a number greater than 0, got {text!r}")
     return value
 
 
@@ -108,7 +108,7 @@ def _parse_database_url(text: str) -> str:
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "str": str.strip,
     "database_url": _parse_database_url,
-    "positive_seconds": _parse_positive_seconds,
+    "positive_seconds": parse_positive_seconds,
     "bool": _parse_bool,
     "list": _parse_list,
     "dir": _parse_path,

@@ -75,6 +75,23 @@ def test_bad_value_is_one_line_exit_2(
     assert says in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [
+        ("copy_from_dhs", "--interval=0"),
+        ("service_export_queue", "--timeout=nan"),
+        ("service_export_queue", "--backoff-cap=inf"),
+        ("add_to_ingest_queue", "--newfiles=nan"),
+    ],
+)
+def test_seconds_options_must_be_finite_and_above_0(
+    plain_config: Config, command: str, option: str
+) -> None:
+    result = run(plain_config, command, option)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "greater than 0" in result.stderr or "positive number" in result.stderr
+
+
 @pytest.mark.parametrize("command", ["add_to_ingest_queue", "service_ingest_queue", "rollcall"])
 def test_directory_key_naming_a_file_and_file_without_section(
     tmp_path: Path, plain_config: Config, command: str

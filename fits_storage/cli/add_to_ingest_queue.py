@@ -17,7 +17,11 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import TextIO
 
-from fits_storage.cli.common import load_config_or_exit, open_database, setup_command_logging
+from fits_storage.cli.common import (
+    load_config_or_exit,
+    open_database,
+    setup_command_logging,
+)
 from fits_storage.queues import get_queue
 from fits_storage.scan import Selection, SelectionError, special_value_warning
 from fits_storage.scan.select import SPECIAL_DAYS

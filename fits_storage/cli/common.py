@@ -4,6 +4,7 @@ options; 1: the database cannot be used)."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from fits_storage.config import Config, ConfigError, get_config
+from fits_storage.config import Config, ConfigError, get_config, parse_positive_seconds
 from fits_storage.db.engine import make_engine, make_session_factory
 from fits_storage.db.schema import schema_problem
 from fits_storage.service.logs import FORMAT, NOISY_LOGGERS
@@ -27,6 +28,14 @@ def fail(command: str, message: str, status: int = EXIT_FAILURE) -> NoReturn:
     """Stop the command with ``message`` as one line on stderr."""
     print(f"{command}: {' '.join(message.split())}", file=sys.stderr)
     raise SystemExit(status)
+
+
+def positive_number(text: str) -> float:
+    """argparse type of an option giving seconds (or days) to wait: finite, more than 0."""
+    try:
+        return parse_positive_seconds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def load_config_or_exit(command: str) -> Config:

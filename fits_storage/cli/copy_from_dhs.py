@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from fits_storage.cli.common import positive_number
 from fits_storage.dhs import DhsPoller, remove_stale_temporaries
 from fits_storage.service.daemon import Daemon, run_daemon
 from fits_storage.service.worker import DatabaseOutage
@@ -40,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--interval",
-        type=float,
+        type=positive_number,
         default=5.0,
         metavar="SECONDS",
         help="pause between scans of the DHS disk (default: %(default)s)",

@@ -34,8 +34,9 @@ class FitsContents:
 
 
 def _first_line(text: str) -> str:
-    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
-    return " ".join(lines[:2])[:300]
+    """A reason for the queue's error column (PostgreSQL refuses NUL in text)."""
+    lines = [line.strip() for line in str(text).replace("\x00", "\\x00").splitlines()]
+    return " ".join([line for line in lines if line][:2])[:300]
 
 
 def _structure_error(hdulist: fits.HDUList, data_size: int) -> str | None:

@@ -6,6 +6,7 @@ asks for modification times), so a directory of 100,000 files is listed in well 
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -70,7 +71,7 @@ class Selection:
                 self.pattern = re.compile(text)
             except re.error as exc:
                 raise SelectionError(f"bad --file-re {self.file_re!r}: {exc}") from exc
-        if self.newfiles_days is not None and self.newfiles_days <= 0:
+        if self.newfiles_days is not None and not (0 < self.newfiles_days < math.inf):
             raise SelectionError(
                 f"--newfiles must be a positive number of days, got {self.newfiles_days}"
             )
