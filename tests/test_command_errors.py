@@ -148,6 +148,9 @@ def test_unknown_variable_and_file_re_word_warn(plain_config: Config) -> None:
         "FITS_STORAGE_DEFER_DLAY ignored (did you mean 'FITS_STORAGE_DEFER_DELAY'?)"
     ) in result.stderr
     assert "--file-re 'fiveday' is not one of the special values" in result.stderr
+    export = run(plain_config, "add_to_export_queue", "--file-re=twentydays")
+    assert export.returncode == 0, export.stderr
+    assert "--file-re 'twentydays' is not one of the special values" in export.stderr
     daemon = run(plain_config, "service_ingest_queue", FITS_STORAGE_DEFER_DLAY="3")
     assert daemon.returncode == 0, daemon.stderr
     assert "configuration: unknown environment variable FITS_STORAGE_DEFER_DLAY" in daemon.stderr
