@@ -1,6 +1,6 @@
 """Helpers shared by the benchmark scripts: scratch databases, child processes, tables.
 
-Benchmarks run by hand and print tables; they never assert timings (DESIGN.md §8). Every
+Benchmarks run by hand and print tables; they never assert timings (docs/architecture.md §7). Every
 PostgreSQL run happens in a schema of its own, created at the start and dropped at the end, so a
 benchmark never touches other data in the same database.
 """

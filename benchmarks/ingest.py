@@ -364,7 +364,7 @@ PHASES = [
     ("read_fits: astropy open (+ bz2)", "fits/hdu/hdulist.py", "fitsopen"),
     ("read_fits: structure check", "ingest/fitsread.py", "_structure_error"),
     ("read_fits: header fields", "ingest/fitsheader.py", "extract_header_fields"),
-    ("read_fits: full-text headers", "ingest/fitsread.py", "fulltext_of"),
+    ("read_fits: full-text headers", "ingest/fitsread.py", "readable_headers"),
     ("read_fits: astropy verify report", "ingest/verify.py", "astropy_report"),
     ("ingest: fitsverify subprocess", "ingest/verify.py", "fitsverify_report"),
     ("ingest: database writes (_record)", "ingest/ingest.py", "_record"),

@@ -1,4 +1,4 @@
-"""The configuration object (DESIGN.md §5).
+"""The configuration object (docs/configuration.md).
 
 Layered INI files, later wins: built-in defaults, ``/etc/fits_storage.conf``,
 ``~/.fits_storage.conf``, then ``$FITS_STORAGE_CONFIG``. A section named after the host
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import ast
 import configparser
+import difflib
+import math
 import os
 import socket
 from collections.abc import Callable, Mapping, Sequence
@@ -19,7 +21,11 @@ from pathlib import Path
 from typing import Any
 
 SYSTEM_CONFIG_FILES = ("/etc/fits_storage.conf", "~/.fits_storage.conf")
+ENV_PREFIX = "FITS_STORAGE_"
 ENV_ALIASES = {"FITS_STORAGE_ROOT": "storage_root", "FITS_STORAGE_DB_URL": "database_url"}
+# Variables with the prefix that are not configuration keys (the test suite's and benchmarks').
+ENV_NOT_KEYS = ("FITS_STORAGE_CONFIG", "FITS_STORAGE_TEST_PG_URL", "FITS_STORAGE_BENCH_PG_URL")
+SUPPORTED_DATABASES = ("sqlite", "postgresql")
 
 
 class ConfigError(ValueError):
@@ -62,27 +68,61 @@ def _parse_positive_int(text: str) -> int:
 
 def _parse_non_negative_float(text: str) -> float:
     value = float(text)
-    if value < 0:
-        raise ValueError(f"expected a number of at least 0, got {text!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"expected a number of seconds of at least 0, got {text!r}")
     return value
+
+
+def parse_positive_seconds(text: str) -> float:
+    """Seconds a loop waits or a lease lasts: 0 would make a loop spin, so more than 0."""
+    value = float(text)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"expected a number greater than 0, got {text!r}")
+    return value
+
+
+def _parse_database_url(text: str) -> str:
+    """An SQLAlchemy URL of a database this system runs on, whose driver is installed."""
+    stripped = text.strip()
+    if not stripped:
+        return ""  # the default, an SQLite file in storage_root
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(stripped)
+    except ArgumentError as exc:
+        raise ValueError("not a database URL such as postgresql://user@host/db") from exc
+    if url.get_backend_name() not in SUPPORTED_DATABASES:
+        raise ValueError(
+            f"unsupported database {url.get_backend_name()!r}: fits_storage runs on "
+            + " or ".join(f"{name}://" for name in SUPPORTED_DATABASES)
+        )
+    try:
+        url.get_dialect().import_dbapi()
+    except (ArgumentError, ImportError) as exc:  # NoSuchModuleError is an ArgumentError
+        raise ValueError(f"no driver {url.drivername!r} is installed") from exc
+    return stripped
 
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "str": str.strip,
+    "database_url": _parse_database_url,
+    "positive_seconds": parse_positive_seconds,
     "bool": _parse_bool,
     "list": _parse_list,
-    "path": _parse_path,
+    "dir": _parse_path,
     "posint": _parse_positive_int,
     "seconds": _parse_non_negative_float,
 }
 
 # key: (type, built-in default as it would be written in a file)
 KEYS: dict[str, tuple[str, str]] = {
-    "storage_root": ("path", "~/fits_storage/dataflow"),
-    "dhs_perm": ("path", "~/fits_storage/dhs"),
+    "storage_root": ("dir", "~/fits_storage/dataflow"),
+    "dhs_perm": ("dir", "~/fits_storage/dhs"),
     "min_dhs_age_seconds": ("seconds", "5"),
-    "upload_staging_dir": ("path", ""),
-    "database_url": ("str", ""),
+    "upload_staging_dir": ("dir", ""),
+    "database_url": ("database_url", ""),
     "is_archive": ("bool", "false"),
     "using_s3": ("bool", "false"),
     "s3_bucket_name": ("str", ""),
@@ -92,14 +132,14 @@ KEYS: dict[str, tuple[str, str]] = {
     "export_destinations": ("list", ""),
     "export_auth_cookie": ("str", ""),
     "upload_auth_cookie": ("list", ""),
-    "log_dir": ("path", ""),
-    "lockfile_dir": ("path", ""),
+    "log_dir": ("dir", ""),
+    "lockfile_dir": ("dir", ""),
     "defer_threshold": ("seconds", "4"),
-    "defer_delay": ("seconds", "5"),
-    "queue_lease_seconds": ("seconds", "60"),
+    "defer_delay": ("positive_seconds", "5"),
+    "queue_lease_seconds": ("positive_seconds", "60"),
     "queue_max_attempts": ("posint", "5"),
-    "queue_poll_seconds": ("seconds", "2"),
-    "queue_max_run_seconds": ("seconds", "3600"),
+    "queue_poll_seconds": ("positive_seconds", "2"),
+    "queue_max_run_seconds": ("positive_seconds", "3600"),
 }
 
 
@@ -130,6 +170,7 @@ class Config:
     queue_poll_seconds: float
     queue_max_run_seconds: float
     sources: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()  # unknown keys, sections and variables, for the commands
 
     def replace(self, **changes: Any) -> Config:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -137,29 +178,83 @@ class Config:
         return Config(**values)
 
 
-def _read_files(paths: Sequence[str], hostname: str, raw: dict[str, tuple[str, str]]) -> list[str]:
-    """Fold each readable file into ``raw`` (key -> (text, where)); return the files read."""
+def closest(word: str, known: Sequence[str]) -> str:
+    """`` (did you mean 'x'?)`` for the known word nearest ``word``, or nothing."""
+    match = difflib.get_close_matches(word.lower(), [k.lower() for k in known], n=1, cutoff=0.6)
+    if not match:
+        return ""
+    original = next(k for k in known if k.lower() == match[0])
+    return f" (did you mean {original!r}?)"
+
+
+def _parse_file(path: Path) -> configparser.ConfigParser:
+    """The file's sections, ``[DEFAULT]`` as an ordinary one: each holds only its own keys."""
+    parser = configparser.ConfigParser(interpolation=None, default_section="\x00")
+    try:
+        parser.read(path, encoding="utf-8")
+    except configparser.MissingSectionHeaderError as exc:
+        raise ConfigError(
+            f"{path}: line {exc.lineno} comes before any section header: start the file "
+            "with [DEFAULT] (or a section named after the host)"
+        ) from exc
+    except configparser.Error as exc:
+        reason = " ".join(str(exc).split())
+        raise ConfigError(f"{path}: cannot parse configuration file: {reason}") from exc
+    return parser
+
+
+def _read_files(
+    paths: Sequence[str], hostname: str, raw: dict[str, tuple[str, str]], warnings: list[str]
+) -> list[str]:
+    """Fold each readable file into ``raw`` (key -> (text, where)); return the files read.
+
+    ``[DEFAULT]`` is used, then the section named after this host. Other sections belong to
+    other hosts sharing the file (``[summit2]`` beside ``[summit1]``), unless the name is close
+    to ``DEFAULT`` (``[default]``, ``[DEFAUT]``): that gets a warning. Keys are checked in
+    every section.
+    """
+    used = (configparser.DEFAULTSECT, hostname)
     read = []
     for name in paths:
         path = Path(os.path.expanduser(name))
         if not path.is_file():
             continue
-        parser = configparser.ConfigParser(interpolation=None)
-        try:
-            parser.read(path, encoding="utf-8")
-        except configparser.Error as exc:
-            raise ConfigError(f"{path}: cannot parse configuration file: {exc}") from exc
-        sections = [configparser.DEFAULTSECT]
-        if parser.has_section(hostname):
-            sections.append(hostname)
-        for section in sections:
-            items = parser.defaults() if section == configparser.DEFAULTSECT else parser[section]
-            for key, value in items.items():
+        parser = _parse_file(path)
+        for section in parser.sections():
+            if section not in used and (hint := closest(section, [configparser.DEFAULTSECT])):
+                warnings.append(
+                    f"{path}: section [{section}] is neither [DEFAULT] nor this host's "
+                    f"[{hostname}], so it is not used{hint}"
+                )
+            for key in parser[section]:
                 if key not in KEYS:
-                    raise ConfigError(f"{path} [{section}]: unknown configuration key {key!r}")
-                raw[key] = (value, f"{path} [{section}]")
+                    warnings.append(
+                        f"{path} [{section}]: unknown configuration key {key!r} ignored"
+                        f"{closest(key, list(KEYS))}"
+                    )
+        for section in used:
+            if parser.has_section(section):
+                for key, value in parser[section].items():
+                    if key in KEYS:
+                        raw[key] = (value, f"{path} [{section}]")
         read.append(str(path))
     return read
+
+
+def _read_environment(
+    environ: Mapping[str, str], raw: dict[str, tuple[str, str]], warnings: list[str]
+) -> None:
+    known = list(ENV_ALIASES) + list(ENV_NOT_KEYS) + [ENV_PREFIX + k.upper() for k in KEYS]
+    for env_name, value in environ.items():
+        if not env_name.startswith(ENV_PREFIX) or env_name in ENV_NOT_KEYS:
+            continue
+        key = ENV_ALIASES.get(env_name) or env_name[len(ENV_PREFIX) :].lower()
+        if key in KEYS:
+            raw[key] = (value, f"environment {env_name}")
+        else:
+            warnings.append(
+                f"unknown environment variable {env_name} ignored{closest(env_name, known)}"
+            )
 
 
 def load_config(
@@ -178,14 +273,9 @@ def load_config(
             if not Path(os.path.expanduser(config_file)).is_file():
                 raise ConfigError(f"FITS_STORAGE_CONFIG names {config_file!r}, which is not a file")
             files.append(config_file)
-    sources = _read_files(files, hostname, raw)
-    for env_name, value in environ.items():
-        if env_name in ENV_ALIASES:
-            raw[ENV_ALIASES[env_name]] = (value, f"environment {env_name}")
-        elif env_name.startswith("FITS_STORAGE_") and env_name != "FITS_STORAGE_CONFIG":
-            key = env_name[len("FITS_STORAGE_") :].lower()
-            if key in KEYS:
-                raw[key] = (value, f"environment {env_name}")
+    warnings: list[str] = []
+    sources = _read_files(files, hostname, raw, warnings)
+    _read_environment(environ, raw, warnings)
     values: dict[str, Any] = {}
     for key, (kind, _) in KEYS.items():
         text, where = raw[key]
@@ -205,7 +295,13 @@ def load_config(
         values["database_url"] = f"sqlite:///{root / 'fits_storage.db'}"
     if values["using_s3"] and not values["s3_bucket_name"]:
         raise ConfigError("configuration key 's3_bucket_name' must be set when using_s3 is true")
-    return Config(**values, sources=tuple(sources))
+    for key, (kind, _) in KEYS.items():
+        if kind == "dir" and values[key].exists() and not values[key].is_dir():
+            where = raw[key][1] if raw[key][0].strip() else "derived from storage_root"
+            raise ConfigError(
+                f"configuration key {key!r} ({where}): {values[key]} is not a directory"
+            )
+    return Config(**values, sources=tuple(sources), warnings=tuple(warnings))
 
 
 _current: Config | None = None

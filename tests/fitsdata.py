@@ -288,3 +288,15 @@ def header_value_matches(expected: object) -> object:
     import pytest
 
     return pytest.approx(expected) if isinstance(expected, float) else expected
+
+
+def write_raw_card_values(path: Path, values: Mapping[str, bytes]) -> Path:
+    """Overwrite the value field (columns 11-80) of primary-header cards with raw bytes that
+    astropy would refuse to write (NUL bytes, ``NaN``, ``Inf``), as other software does."""
+    data = bytearray(path.read_bytes())
+    for keyword, raw in values.items():
+        start = data.find(keyword.encode().ljust(8) + b"= ")
+        assert 0 <= start < BLOCK * 4 and start % 80 == 0, keyword
+        data[start + 10 : start + 80] = raw.ljust(70)
+    path.write_bytes(bytes(data))
+    return path

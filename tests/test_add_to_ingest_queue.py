@@ -203,6 +203,9 @@ def test_command_path_force_after_and_named_files(config: Config, tmp_path: Path
     # masks/GN2025BQ101-01 is still waiting; S0099 does not exist
     assert result.stdout.strip() == "found 4, queued 2, already queued 1, skipped 1"
     assert ("", "N20251123S0001.fits") in queued(config)
+    # a named file that is not there says why at the default log level
+    missing = config.storage_root / "N20251123S0099.fits"
+    assert f"Not queueing {missing}: no such file" in result.stderr
 
 
 def test_command_demon_is_silent_and_bad_options_exit_2(config: Config) -> None:

@@ -1,4 +1,4 @@
-"""The configuration contract (DESIGN.md §5)."""
+"""The configuration contract (docs/configuration.md)."""
 
 from __future__ import annotations
 
@@ -72,17 +72,85 @@ def test_environment_wins_over_files(tmp_path: Path) -> None:
         ("using_s3", "maybe"),
         ("defer_threshold", "-1"),
         ("export_destinations", "['unterminated"),
+        # seconds: never NaN or infinite; where 0 would make a loop spin, more than 0
+        ("defer_threshold", "nan"),
+        ("min_dhs_age_seconds", "inf"),
+        ("queue_poll_seconds", "0"),
+        ("queue_poll_seconds", "NaN"),
+        ("queue_lease_seconds", "0"),
+        ("queue_lease_seconds", "-inf"),
+        ("defer_delay", "0"),
+        # a database this system cannot use
+        ("database_url", "nonsense"),
+        ("database_url", "mysql://u@h/db"),
+        ("database_url", "postgresql+nosuchdriver://u@h/db"),
     ],
 )
 def test_bad_value_is_reported_by_key(key: str, value: str) -> None:
-    with pytest.raises(ConfigError, match=key):
+    with pytest.raises(ConfigError, match=key) as caught:
         load_config(environ={f"FITS_STORAGE_{key.upper()}": value}, files=[])
+    assert "\n" not in str(caught.value)
 
 
-def test_unknown_key_in_file_is_reported(tmp_path: Path) -> None:
-    conf = write(tmp_path / "a.conf", "[DEFAULT]\nstorage_rot = /x\n")
-    with pytest.raises(ConfigError, match="storage_rot"):
+def test_zero_seconds_where_zero_means_off() -> None:
+    """defer_threshold 0 turns deferral off; min_dhs_age_seconds 0 copies at once."""
+    config = load_config(
+        environ={"FITS_STORAGE_DEFER_THRESHOLD": "0", "FITS_STORAGE_MIN_DHS_AGE_SECONDS": "0"},
+        files=[],
+    )
+    assert config.defer_threshold == 0 and config.min_dhs_age_seconds == 0
+
+
+def test_unknown_keys_sections_and_variables_warn_with_the_closest_key(tmp_path: Path) -> None:
+    conf = write(
+        tmp_path / "a.conf",
+        "[DEFAULT]\nstorage_rot = /x\ndefer_delay = 3\n\n[default]\nis_archive = yes\n\n"
+        "[summit1]\nqueue_pol_seconds = 1\n\n[summit2]\nis_archive = yes\n",
+    )
+    config = load_config(
+        environ={
+            "FITS_STORAGE_ROOT": str(tmp_path),
+            "FITS_STORAGE_DEFER_TRESHOLD": "3",
+            "FITS_STORAGE_TEST_PG_URL": "postgresql://x",  # the test suite's, not a key
+        },
+        hostname="summit1",
+        files=[conf],
+    )
+    assert config.defer_delay == 3 and config.is_archive is False
+    assert config.warnings == (
+        f"{conf} [DEFAULT]: unknown configuration key 'storage_rot' ignored "
+        "(did you mean 'storage_root'?)",
+        f"{conf}: section [default] is neither [DEFAULT] nor this host's [summit1], so it is "
+        "not used (did you mean 'DEFAULT'?)",
+        f"{conf} [summit1]: unknown configuration key 'queue_pol_seconds' ignored "
+        "(did you mean 'queue_poll_seconds'?)",
+        "unknown environment variable FITS_STORAGE_DEFER_TRESHOLD ignored "
+        "(did you mean 'FITS_STORAGE_DEFER_THRESHOLD'?)",
+    )
+
+
+def test_file_without_a_section_header_is_one_line(tmp_path: Path) -> None:
+    conf = write(tmp_path / "a.conf", "storage_root = /x\n")
+    with pytest.raises(ConfigError) as caught:
         load_config(environ={}, files=[conf])
+    assert str(caught.value) == (
+        f"{conf}: line 1 comes before any section header: start the file with [DEFAULT] "
+        "(or a section named after the host)"
+    )
+
+
+@pytest.mark.parametrize("key", ["storage_root", "log_dir", "upload_staging_dir"])
+def test_directory_setting_that_names_a_file(tmp_path: Path, key: str) -> None:
+    (tmp_path / "root").mkdir()
+    plain = write(tmp_path / "root" / "logs", "not a directory")
+    environ = {"FITS_STORAGE_ROOT": str(tmp_path / "root")}
+    if key == "storage_root":
+        environ["FITS_STORAGE_ROOT"] = plain
+    elif key == "upload_staging_dir":
+        environ["FITS_STORAGE_UPLOAD_STAGING_DIR"] = plain
+    # log_dir: derived from storage_root (<root>/logs), which is the file
+    with pytest.raises(ConfigError, match=f"^configuration key '{key}' .*: {plain} is not a "):
+        load_config(environ=environ, files=[])
 
 
 def test_missing_config_file_named_by_environment_is_an_error(tmp_path: Path) -> None:

@@ -335,3 +335,38 @@ def test_command_once_copies_and_queues(dhs_config: Config, session_factory) -> 
     assert queued_names(session_factory) == ["S20251123S0001.fits"]
     log = (dhs_config.log_dir / "copy_from_dhs-cfd1.log").read_text()
     assert "Adding S20251123S0001.fits to IngestQueue" in log
+
+
+def test_command_oneshot_and_empty_and_what_dryrun_says(
+    dhs_config: Config, session_factory
+) -> None:
+    """Every daemon's --oneshot/--empty (--once kept as the older name); a dry run says what
+    it would do; a copy is queued as complete, so ingest does not defer it as recently
+    modified (its mtime is the DHS file's, seconds old here)."""
+    fitsdata.copy_gmos_file(dhs_config.dhs_perm, "S20251123S0001.fits")
+    env = config_environ(dhs_config)
+    env["PYTHONPATH"] = str(ROOT)
+    command = [sys.executable, "-m", "fits_storage.cli.copy_from_dhs", "--interval=0.2"]
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*command, *args], env=env, capture_output=True, text=True,
+                              timeout=60)  # fmt: skip
+
+    dry = run("--oneshot", "--dryrun")
+    assert dry.returncode == 0, dry.stderr
+    assert "1 would be copied, 1 would be queued" in dry.stderr
+    assert data_files(dhs_config.storage_root) == []
+    done = run("--empty")
+    assert done.returncode == 0, done.stderr
+    assert "Pass complete: 1 files on the DHS disk, 1 copied, 1 queued" in done.stderr
+    with session_factory() as session:
+        assert session.scalars(select(IngestQueue.complete)).all() == [True]
+
+    env["FITS_STORAGE_DEFER_THRESHOLD"] = "3600"  # everything here is "recently modified"
+    ingest = subprocess.run(
+        [sys.executable, "-m", "fits_storage.cli.service_ingest_queue", "--empty"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert ingest.returncode == 0, ingest.stderr
+    with session_factory() as session:
+        assert session.scalars(select(DiskFile.filename)).all() == ["S20251123S0001.fits"]

@@ -15,7 +15,14 @@ from sqlalchemy.orm import Session
 
 from fits_storage.config import Config
 from fits_storage.db.engine import make_session_factory
-from fits_storage.ingest import IngestAction, IngestError, IngestResult, ingest_file, ingest_work
+from fits_storage.ingest import (
+    FileMissingError,
+    IngestAction,
+    IngestError,
+    IngestResult,
+    ingest_file,
+    ingest_work,
+)
 from fits_storage.ingest.verify import fitsverify_program
 from fits_storage.orm import (
     CalCacheQueue,
@@ -46,6 +53,7 @@ from tests.fitsdata import (
     write_empty,
     write_garbage_tail,
     write_not_fits,
+    write_raw_card_values,
     write_truncated,
     write_unpadded,
 )
@@ -335,13 +343,83 @@ def test_broken_rewrite_keeps_the_previous_version_present(
     with pytest.raises(IngestError, match="truncated"):
         ingest_file(session, config, name)
     session.rollback()
-    path.unlink()
-    with pytest.raises(IngestError, match="file not found"):
-        ingest_file(session, config, name)
-    session.rollback()
     [only] = versions(session, name)
     assert only.id == first.diskfile_id and only.present and only.canonical
     assert count(session, Header) == 1
+
+
+def test_vanished_file_marks_its_present_version_not_present(
+    session: Session, config: Config
+) -> None:
+    name = observatory_filename(frame=22)
+    path = make_observatory_file(config.storage_root, name)
+    first = ingest(session, config, name)
+    path.unlink()
+    # another name of the same file (compressed) missing: not the present version's place
+    with pytest.raises(FileMissingError) as other:
+        ingest_file(session, config, name + ".bz2")
+    session.rollback()
+    assert "marked not present" not in str(other.value)
+    assert versions(session, name)[0].present
+
+    with pytest.raises(FileMissingError) as caught:
+        ingest_file(session, config, name)
+    session.rollback()
+    assert str(caught.value) == (
+        f"{name}: file not found at {path}; its present version "
+        f"(diskfile {first.diskfile_id}) is now marked not present"
+    )
+    session.expire_all()
+    [only] = versions(session, name)
+    assert only.id == first.diskfile_id and not only.present and only.canonical
+
+    with pytest.raises(FileMissingError) as again:  # nothing present any more: nothing to say
+        ingest_file(session, config, name)
+    session.rollback()
+    assert str(again.value) == f"{name}: file not found at {path}"
+    make_observatory_file(config.storage_root, name)  # back: a present version again
+    back = ingest(session, config, name)
+    old, new = versions(session, name)
+    assert new.id == back.diskfile_id and new.present and new.canonical
+    assert not (old.present or old.canonical)
+
+
+def test_nul_byte_in_a_header_string_is_ingested_with_a_note(
+    session: Session, config: Config
+) -> None:
+    """PostgreSQL refuses NUL in text and astropy refuses it in a card: the file is still
+    ingested, the NUL removed from the value, with a note and a verification complaint."""
+    name = observatory_filename(frame=41)
+    path = make_observatory_file(config.storage_root, name)
+    write_raw_card_values(path, {"OBJECT": b"'NGC\x001068'", "OBSCLASS": b"'science\x00\x00'"})
+    result = ingest(session, config, name)
+    assert result.action is IngestAction.NEW and result.header_notes == 2
+    header = session.scalar(select(Header))
+    assert (header.object, header.observation_class) == ("NGC1068", "science")
+    assert "OBJECT: NUL byte removed from the card" in header.notes
+    assert "OBSCLASS: NUL byte removed from the card" in header.notes
+    report = session.scalar(select(DiskFileReport))
+    assert not report.astropy_ok and "'OBJECT' is not FITS standard" in report.astropy_report
+    fulltext = session.scalar(select(FullTextHeader.fulltext))
+    assert "OBJECT  = 'NGC1068'" in fulltext and "\x00" not in fulltext
+
+
+def test_nan_and_inf_card_values_show_in_the_verification_report(
+    session: Session, config: Config
+) -> None:
+    name = observatory_filename(frame=42)
+    path = make_observatory_file(config.storage_root, name)
+    write_raw_card_values(path, {"EXPTIME": b"NaN".rjust(20), "AIRMASS": b"-Inf".rjust(20)})
+    result = ingest(session, config, name)
+    assert result.action is IngestAction.NEW and result.verified_ok is False
+    report = session.scalar(select(DiskFileReport))
+    assert not report.astropy_ok
+    assert "'EXPTIME' is not FITS standard (invalid value string: 'NaN')" in report.astropy_report
+    assert "'AIRMASS' is not FITS standard (invalid value string: '-Inf')" in report.astropy_report
+    header = session.scalar(select(Header))
+    assert header.exposure_time is None and header.airmass is None
+    assert "EXPTIME: not a valid FITS value ('NaN')" in header.notes
+    assert "AIRMASS: not a valid FITS value ('-Inf')" in header.notes
 
 
 def _daemon(config: Config, session: Session) -> Daemon:

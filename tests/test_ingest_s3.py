@@ -142,6 +142,21 @@ def test_a_missing_object_is_a_clear_permanent_error(session: Session, s3_config
     assert count(session, File) == count(session, DiskFile) == 0
 
 
+def test_a_vanished_object_marks_its_present_version_not_present(
+    tmp_path: Path, session: Session, s3_config: Config
+) -> None:
+    name = put(s3_config, make_observatory_file(tmp_path / "src"), "2025")
+    first = ingest(session, s3_config, name, "2025")
+    boto3.client("s3", endpoint_url=s3_config.s3_endpoint_url).delete_object(
+        Bucket=s3_config.s3_bucket_name, Key=f"2025/{name}"
+    )
+    with pytest.raises(IngestError, match=r"is now marked not present$"):
+        ingest_file(session, s3_config, name, "2025")
+    session.rollback()
+    session.expire_all()
+    assert not session.get(DiskFile, first.diskfile_id).present
+
+
 def test_an_object_that_does_not_match_its_md5_is_a_permanent_error(
     session: Session, s3_config: Config, s3_endpoint: str
 ) -> None:

@@ -1,4 +1,4 @@
-"""The queue contract (DESIGN.md §3), on SQLite and PostgreSQL."""
+"""The queue contract (docs/architecture.md §3, docs/queues.md), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

@@ -17,13 +17,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from fits_storage.config import Config
-from fits_storage.orm import FileUploadLog, IngestQueue, UploadQueue
+from fits_storage.orm import DiskFile, FileUploadLog, IngestQueue, UploadQueue
 from fits_storage.queues import PermanentError, get_queue
 from fits_storage.storage import LocalStore, StorageUnavailable, StoredFile, file_md5
 from fits_storage.storage.s3 import S3Store
 from fits_storage.upload import StoreOutcome, store_upload
 from fits_storage.upload.store import claimed_path
 from tests.conftest import config_environ, make_test_config
+from tests.fitsdata import make_observatory_file
+from tests.processes import environ_for
 from tests.test_web import COOKIES, SECRET, ServerThread, files_under, free_port
 
 pytest_plugins = ["tests.s3server"]
@@ -201,3 +203,24 @@ def test_command_stores_what_the_web_app_received(
         assert ingest_entries(session) == [(name, "2025", "waiting") for name in sorted(bodies)]
         assert session.scalars(select(UploadQueue)).all() == []
         assert all(ok and stored for _, ok, stored in log_rows(session))
+
+
+def test_stored_uploads_are_ingested_at_once_not_deferred(
+    tmp_path: Path, config: Config, session: Session
+) -> None:
+    """``ingest_uploaded_file --empty && service_ingest_queue --empty`` ingests the upload:
+    the store wrote it atomically, so "recently modified" does not defer it."""
+    source = make_observatory_file(tmp_path / "src", "N20251123S0042.fits")
+    stage(config, session, source.name, "2025", source.read_bytes())
+    env = environ_for(config, FITS_STORAGE_DEFER_THRESHOLD="3600")
+    for command in ("ingest_uploaded_file", "service_ingest_queue"):
+        result = subprocess.run(
+            [sys.executable, "-m", f"fits_storage.cli.{command}", "--empty"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+    assert session.scalars(select(DiskFile.filename)).all() == [source.name]
+    assert ingest_entries(session) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import re
 import sys
 
@@ -11,12 +12,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from fits_storage.cli.common import load_config_or_exit, open_database, setup_console_logging
 from fits_storage.export import ExportSelection, queue_exports
 from fits_storage.queues import get_queue
-from fits_storage.scan import special_dates_regex
+from fits_storage.scan import special_dates_regex, special_value_warning
+from fits_storage.service.worker import one_line
+
+COMMAND = "add_to_export_queue"
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="add_to_export_queue",
+        prog=COMMAND,
         description="Queue files the database holds as present for export, one entry per "
         "destination. A file already waiting for a destination is not queued twice; one already "
         "at the destination with the same data md5 is not sent again.",
@@ -39,7 +43,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--all", action="store_true", help="every present file (needed when nothing else selects)"
     )
-    p.add_argument("--dry-run", action="store_true", help="say what would be queued; queue nothing")
+    p.add_argument(
+        "--dry-run",
+        "--dryrun",
+        dest="dry_run",
+        action="store_true",
+        help="say what would be queued; queue nothing",
+    )
     p.add_argument("--debug", action="store_true")
     return p
 
@@ -53,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    config = load_config_or_exit()
+    config = load_config_or_exit(COMMAND)
     destinations = tuple(dict.fromkeys(d.rstrip("/") for d in args.destination)) or tuple(
         d.rstrip("/") for d in config.export_destinations
     )
@@ -68,8 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     except re.error as exc:
         print(f"add_to_export_queue: bad --file-re {args.file_re!r}: {exc}", file=sys.stderr)
         return 2
+    if args.file_re and (warning := special_value_warning(args.file_re)):
+        logging.getLogger(COMMAND).warning("%s", warning)
     selection = ExportSelection(tuple(args.filename), pattern, args.path)
-    engine, sessions = open_database(config)
+    engine, sessions = open_database(config, COMMAND)
     try:
         with sessions() as session:
             files = list(selection.files(session))
@@ -81,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                 added = queue_exports(session, get_queue("export", config), files, destinations)
                 session.commit()
     except SQLAlchemyError as exc:
-        print(f"add_to_export_queue: database error: {exc}", file=sys.stderr)
+        print(f"{COMMAND}: database error: {one_line(exc)}", file=sys.stderr)
         return 1
     finally:
         engine.dispose()

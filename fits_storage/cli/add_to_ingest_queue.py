@@ -17,11 +17,14 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import TextIO
 
-from fits_storage.cli.common import load_config_or_exit, open_database
+from fits_storage.cli.common import (
+    load_config_or_exit,
+    open_database,
+    setup_command_logging,
+)
 from fits_storage.queues import get_queue
-from fits_storage.scan import Selection, SelectionError
+from fits_storage.scan import Selection, SelectionError, special_value_warning
 from fits_storage.scan.select import SPECIAL_DAYS
-from fits_storage.service.logs import FORMAT
 
 COMMAND = "add_to_ingest_queue"
 CHUNK = 5000
@@ -198,11 +201,13 @@ def select_files(
             for sub, filename in (_split(path, n) for n in names)
             for _, reason in selection.check_names(storage_root / sub, [filename])
         )
+    # A file the user named and that is not queued deserves a word at the default level.
+    level = logging.DEBUG if names is None else logging.WARNING
     for sub, name, reason in results:
         summary.found += 1
         if reason:
             summary.skipped += 1
-            log.debug("Skipping %s: %s", name, reason)
+            log.log(level, "Not queueing %s: %s", storage_root / sub / name, reason)
         else:
             chosen.append((sub, name))
     return chosen, summary
@@ -210,8 +215,8 @@ def select_files(
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    config = load_config_or_exit()
-    _setup_logging(config.log_dir, debug=args.debug, demon=args.demon)
+    config = load_config_or_exit(COMMAND)
+    setup_command_logging(config.log_dir, COMMAND, debug=args.debug, demon=args.demon)
     try:
         path = clean_path(args.path)
         after = parse_after(args.after) if args.after else None
@@ -226,13 +231,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{COMMAND}: {exc}", file=sys.stderr)
         return 2
 
+    engine, session_factory = open_database(config, COMMAND)
+    if args.file_re and (warning := special_value_warning(args.file_re)):
+        log.warning("%s", warning)
     started = time.monotonic()
     log.info("Scanning %s", directory)
     chosen, summary = select_files(config.storage_root, path, selection, names)
     extra = {"after": after, "force": args.force, "force_md5": args.force_md5}
     items = [{"filename": name, "path": sub, **extra} for sub, name in chosen]
     queue = get_queue("ingest", config)
-    engine, session_factory = open_database(config)
     progress = ProgressBar(len(items), sys.stderr, enabled=not args.demon and sys.stderr.isatty())
     try:
         for chunk in _chunks(items, CHUNK):
@@ -249,27 +256,6 @@ def main(argv: list[str] | None = None) -> int:
     if not args.demon:
         print(summary.line())
     return 0
-
-
-def _setup_logging(log_dir: Path, *, debug: bool, demon: bool) -> None:
-    """Everything to the log file; on a terminal only warnings (or everything with --debug)."""
-    log_dir.mkdir(parents=True, exist_ok=True)
-    formatter = logging.Formatter(FORMAT.format(instance=COMMAND))
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    handlers: list[logging.Handler] = [
-        logging.FileHandler(log_dir / f"{COMMAND}.log", encoding="utf-8")
-    ]
-    if not demon:
-        console = logging.StreamHandler(sys.stderr)
-        console.setLevel(logging.DEBUG if debug else logging.WARNING)
-        handlers.append(console)
-    for handler in handlers:
-        handler.setFormatter(formatter)
-        root.addHandler(handler)
-    root.setLevel(logging.DEBUG if debug else logging.INFO)
-    logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
 
 
 if __name__ == "__main__":

@@ -1,28 +1,66 @@
-"""What every command does at its edge: load the configuration, open the database, report."""
+"""What every command does at its edge: load the configuration, open the database, log, and
+turn what goes wrong into one line on stderr and an exit status (2: bad configuration or
+options; 1: the database cannot be used)."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
+from pathlib import Path
+from typing import NoReturn
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from fits_storage.config import Config, ConfigError, get_config
+from fits_storage.config import Config, ConfigError, get_config, parse_positive_seconds
 from fits_storage.db.engine import make_engine, make_session_factory
+from fits_storage.db.schema import schema_problem
+from fits_storage.service.logs import FORMAT, NOISY_LOGGERS
+from fits_storage.service.worker import one_line
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
 
 
-def load_config_or_exit() -> Config:
-    """The configuration, or a one-line message naming the bad key and exit status 2."""
+def fail(command: str, message: str, status: int = EXIT_FAILURE) -> NoReturn:
+    """Stop the command with ``message`` as one line on stderr."""
+    print(f"{command}: {' '.join(message.split())}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+def positive_number(text: str) -> float:
+    """argparse type of an option giving seconds (or days) to wait: finite, more than 0."""
     try:
-        return get_config()
+        return parse_positive_seconds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def load_config_or_exit(command: str) -> Config:
+    """The configuration, with its warnings on stderr; or one line naming the bad key, exit 2."""
+    try:
+        config = get_config()
     except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from exc
+        fail(command, f"configuration error: {exc}", EXIT_USAGE)
+    for warning in config.warnings:
+        print(f"{command}: configuration warning: {warning}", file=sys.stderr)
+    return config
 
 
-def open_database(config: Config) -> tuple[Engine, sessionmaker[Session]]:
+def open_database(config: Config, command: str) -> tuple[Engine, sessionmaker[Session]]:
+    """The engine and sessions of a database that answers and has this code's schema; else
+    one line (unreachable, or "run create_tables") and exit status 1."""
     engine = make_engine(config.database_url)
+    try:
+        problem = schema_problem(engine)
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        fail(command, f"cannot use the database {engine.url!r}: {one_line(exc)}")
+    if problem:
+        engine.dispose()
+        fail(command, problem)
     return engine, make_session_factory(engine)
 
 
@@ -31,3 +69,28 @@ def setup_console_logging(debug: bool) -> None:
         level=logging.DEBUG if debug else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for noisy in NOISY_LOGGERS:
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def setup_command_logging(log_dir: Path, command: str, *, debug: bool, demon: bool) -> None:
+    """For commands run by hand and from cron: everything to ``<log_dir>/<command>.log``; on
+    the terminal warnings only (everything with ``debug``; nothing with ``demon``)."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    formatter = logging.Formatter(FORMAT.format(instance=command))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    handlers: list[logging.Handler] = [
+        logging.FileHandler(log_dir / f"{command}.log", encoding="utf-8")
+    ]
+    if not demon:
+        console = logging.StreamHandler(sys.stderr)
+        console.setLevel(logging.DEBUG if debug else logging.WARNING)
+        handlers.append(console)
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    for noisy in NOISY_LOGGERS:
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from fits_storage.cli.common import positive_number
 from fits_storage.dhs import DhsPoller, remove_stale_temporaries
 from fits_storage.service.daemon import Daemon, run_daemon
 from fits_storage.service.worker import DatabaseOutage
@@ -25,14 +26,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="only log what would be copied and queued; write nothing anywhere",
     )
     parser.add_argument(
+        "--oneshot",
         "--once",
+        dest="oneshot",
         action="store_true",
-        help="scan twice (--interval apart, as the completeness rule needs two looks), act, "
-        "and exit",
+        help="one pass, then exit: scan twice (--interval apart, as the completeness rule "
+        "needs two looks) and act (--once is the older name)",
+    )
+    parser.add_argument(
+        "--empty",
+        action="store_true",
+        help="exit once a pass leaves nothing to do: every file on the DHS disk copied, "
+        "already there or rejected, none still settling",
     )
     parser.add_argument(
         "--interval",
-        type=float,
+        type=positive_number,
         default=5.0,
         metavar="SECONDS",
         help="pause between scans of the DHS disk (default: %(default)s)",
@@ -71,16 +80,20 @@ def body(daemon: Daemon) -> int | None:
         outage.over()
         passes += 1
         if result.copied or result.queued or result.rejected:
+            would = "would be " if args.dryrun else ""
             log.info(
-                "Pass complete: %d files on the DHS disk, %d copied, %d queued, %d rejected, "
-                "%d still settling",
+                "Pass complete: %d files on the DHS disk, %d %scopied, %d %squeued, "
+                "%d rejected, %d still settling",
                 result.seen,
                 len(result.copied),
+                would,
                 len(result.queued),
+                would,
                 len(result.rejected),
                 result.pending,
             )
-        if args.once and passes >= 2:
+        # a first pass only looks: completeness needs a second look
+        if passes >= 2 and (args.oneshot or (args.empty and result.pending == 0)):
             break
         log.debug("Pass complete, sleeping")
         if not daemon.sleep(args.interval):

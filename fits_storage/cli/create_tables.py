@@ -10,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from fits_storage.cli.common import load_config_or_exit
 from fits_storage.db.engine import make_engine
 from fits_storage.db.schema import create_tables
+from fits_storage.service.worker import one_line
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,13 +20,13 @@ def main(argv: list[str] | None = None) -> int:
         "(database_url, or FITS_STORAGE_DB_URL). Running it again is harmless.",
     )
     parser.parse_args(argv)
-    config = load_config_or_exit()
+    config = load_config_or_exit("create_tables")
     config.storage_root.mkdir(parents=True, exist_ok=True)
     engine = make_engine(config.database_url)
     try:
         before, after = create_tables(engine)
     except SQLAlchemyError as exc:
-        print(f"create_tables: cannot update {engine.url!r}: {exc}", file=sys.stderr)
+        print(f"create_tables: cannot update {engine.url!r}: {one_line(exc)}", file=sys.stderr)
         return 1
     finally:
         engine.dispose()

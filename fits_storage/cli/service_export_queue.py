@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from fits_storage.cli.common import positive_number
 from fits_storage.export import Exporter, ExportSettings, default_spool_dir
 from fits_storage.queues import Entry, WorkContext
 from fits_storage.service.worker import run_queue_service
@@ -29,32 +30,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--connect-timeout",
-        type=float,
+        type=positive_number,
         default=10.0,
         help="seconds to wait for a connection to a destination (default %(default)s)",
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=positive_number,
         default=300.0,
         help="seconds without progress on a request before it is abandoned (default %(default)s)",
     )
     parser.add_argument(
         "--pending-delay",
-        type=float,
+        type=positive_number,
         default=10.0,
         help="seconds before asking again about a file with an ingest pending at the "
         "destination (default %(default)s)",
     )
     parser.add_argument(
         "--backoff-base",
-        type=float,
+        type=positive_number,
         default=5.0,
         help="first backoff, in seconds, of a destination that is down (default %(default)s)",
     )
     parser.add_argument(
         "--backoff-cap",
-        type=float,
+        type=positive_number,
         default=600.0,
         help="longest backoff, in seconds, of a destination that is down (default %(default)s)",
     )

@@ -7,7 +7,9 @@ Deferral happens here, at the moment a file is about to be read, not when it is 
 arrive from copy_from_dhs, cron, the ODB's QA updates and uploads, and a file queued long ago
 may have been touched a second before its turn. A file modified within ``defer_threshold``
 seconds is put back for ``defer_delay`` seconds (without using up a retry attempt) instead of
-being read half-written. ``--no-defer`` turns that off.
+being read half-written. ``--no-defer`` turns that off. Entries whose producer wrote the file
+atomically itself (``ingest_uploaded_file``, ``copy_from_dhs``) are marked complete and never
+deferred: they cannot be half-written.
 """
 
 from __future__ import annotations
@@ -49,8 +51,8 @@ def recently_modified(context: WorkContext, entry: Entry) -> float | None:
 
 
 def work(session: Session, entry: Entry, context: WorkContext) -> None:
-    """Defer files still being modified, then ingest."""
-    if not context.args.no_defer:
+    """Defer files still being modified (unless their producer wrote them whole), then ingest."""
+    if not (context.args.no_defer or entry["complete"]):
         age = recently_modified(context, entry)
         if age is not None:
             config = context.config

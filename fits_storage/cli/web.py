@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
     parser.add_argument("--debug", action="store_true", help="log at debug level")
     args = parser.parse_args(argv)
-    config = load_config_or_exit()
+    config = load_config_or_exit("fits_storage_web")
     setup_console_logging(args.debug)
 
     import uvicorn

@@ -250,7 +250,8 @@ class DhsPoller:
             return
         self.log.info("Adding %s to IngestQueue", name)
         with self.session_factory() as session:
-            added = self.queue.add(session, name, "")
+            # complete: the copy was renamed into place whole and verified, never half-written
+            added = self.queue.add(session, name, "", complete=True)
             session.commit()
         if not added:
             self.log.debug("%s was already waiting in the IngestQueue", name)

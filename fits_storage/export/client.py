@@ -1,4 +1,4 @@
-"""Talking to one export destination over HTTP (DESIGN.md §6b).
+"""Talking to one export destination over HTTP (docs/export.md).
 
 Two requests: the destination's file list for one name (is it there already, with which md5,
 is an ingest pending?) and the upload itself. Failures are sorted here into what the exporter

@@ -1,6 +1,6 @@
 """What exporting one queue entry is: make sure one file is at one destination, verified.
 
-The steps (DESIGN.md §1, §3, §6b):
+The steps (docs/export.md):
 
 1. ask the destination for the file; the same data md5 there means done, nothing sent; an
    ingest pending there means try again shortly (not counted as an attempt);

@@ -10,5 +10,9 @@ class IngestError(PermanentError):
     """
 
 
+class FileMissingError(IngestError):
+    """The file is not in the data store (any more): its present version, if any, is not."""
+
+
 class FileChangingError(TransientError):
     """The file changed while it was being read (still being written): try again shortly."""

@@ -54,13 +54,21 @@ class _Reader:
         try:
             value = self.header.get(keyword)
         except Exception as exc:  # noqa: BLE001 - astropy raises assorted errors on bad cards
-            self.note(f"{keyword}: unreadable card ({exc})")
+            self.note(f"{keyword}: {self._unparsable(keyword, exc)}")
             return None
         if value is None or isinstance(value, fits.card.Undefined):
             if required:
                 self.note(f"{keyword}: missing")
             return None
         return value
+
+    def _unparsable(self, keyword: str, exc: Exception) -> str:
+        """What is wrong with a card astropy cannot parse (``NaN``, ``Inf``…), from its text."""
+        try:
+            value = self.header.cards[keyword].image[10:].split("/", 1)[0].strip()
+        except Exception:  # noqa: BLE001
+            return f"unreadable card ({exc})"
+        return f"not a valid FITS value ({value!r})"
 
     def string(self, keyword: str, required: bool = True) -> str | None:
         value = self.raw(keyword, required)

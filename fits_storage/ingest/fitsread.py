@@ -8,6 +8,7 @@ is an :class:`IngestError` with a one-line reason, raised before anything is wri
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,9 @@ from fits_storage.ingest.fitsheader import HeaderFields, extract_header_fields
 from fits_storage.ingest.verify import VerifyReport, astropy_report
 
 BLOCK = 2880
+CARD = 80
+_UNPRINTABLE = re.compile(rb"[^\x20-\x7e]")
+_UNPRINTABLE_TEXT = re.compile(r"[^\n\x20-\x7e]")
 
 
 @dataclass(frozen=True)
@@ -30,8 +34,9 @@ class FitsContents:
 
 
 def _first_line(text: str) -> str:
-    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
-    return " ".join(lines[:2])[:300]
+    """A reason for the queue's error column (PostgreSQL refuses NUL in text)."""
+    lines = [line.strip() for line in str(text).replace("\x00", "\\x00").splitlines()]
+    return " ".join([line for line in lines if line][:2])[:300]
 
 
 def _structure_error(hdulist: fits.HDUList, data_size: int) -> str | None:
@@ -59,13 +64,56 @@ def _structure_error(hdulist: fits.HDUList, data_size: int) -> str | None:
     return None
 
 
-def fulltext_of(hdulist: fits.HDUList) -> str:
-    """Every HDU's header as text, one card a line, HDUs introduced by a marker line."""
-    parts = []
+def _header_text(header: fits.Header) -> str:
+    return header.tostring(sep="\n", endcard=False, padding=False).rstrip()
+
+
+def _cleaned_header(
+    local: Path, hdu: fits.hdu.base._BaseHDU, index: int
+) -> tuple[fits.Header, list[str]]:
+    """The HDU's header re-read from the file's bytes, with the bytes astropy refuses in a card
+    (a NUL ending a C string, control or non-ASCII bytes) dropped, and a note per card."""
+    info = hdu.fileinfo()
+    with open(local, "rb") as handle:
+        handle.seek(info["hdrLoc"])
+        raw = handle.read(info["datLoc"] - info["hdrLoc"])
+    cards, notes = [], []
+    for start in range(0, len(raw), CARD):
+        card = raw[start : start + CARD]
+        if _UNPRINTABLE.search(card):
+            keyword = _UNPRINTABLE.sub(b"", card[:8]).decode("ascii").strip() or "(blank)"
+            what = "NUL byte" if b"\x00" in card else "non-printable byte"
+            notes.append(f"{keyword}: {what} removed from the card (HDU {index})")
+            card = _UNPRINTABLE.sub(lambda m: b"" if m[0] == b"\x00" else b"?", card)
+        cards.append(card.ljust(CARD))
+    header = fits.Header.fromstring(b"".join(cards).decode("ascii"))
+    return header, notes
+
+
+def readable_headers(
+    local: Path, hdulist: fits.HDUList
+) -> tuple[list[fits.Header], str, list[str]]:
+    """Every HDU's header, its full text (one card a line, HDUs introduced by a marker line),
+    and notes on cards that had to be cleaned to be read at all.
+
+    A header with bytes no card may hold is re-read cleaned from the file rather than failing
+    the file.
+    """
+    headers, parts, notes = [], [], []
     for index, hdu in enumerate(hdulist):
+        header = hdu.header
+        try:
+            text = _header_text(header)
+        except ValueError:
+            text = "\x00"  # a card astropy refuses: clean it below
+        if _UNPRINTABLE_TEXT.search(text):
+            header, cleaned_notes = _cleaned_header(local, hdu, index)
+            notes.extend(cleaned_notes)
+            text = _header_text(header)
+        headers.append(header)
         parts.append(f"--- HDU {index}: {hdu.name or ''}".rstrip())
-        parts.append(hdu.header.tostring(sep="\n", endcard=False, padding=False).rstrip())
-    return "\n".join(parts).replace("\x00", "")
+        parts.append(text)
+    return headers, "\n".join(parts), notes
 
 
 def read_fits(local: Path, data_size: int, label: str) -> FitsContents:
@@ -95,11 +143,15 @@ def read_fits(local: Path, data_size: int, label: str) -> FitsContents:
         if problem is not None:
             raise IngestError(f"{label}: {problem}")
         try:
-            fields = extract_header_fields(hdulist)
-            fulltext = fulltext_of(hdulist)
+            # The report first: reading the cards later fixes in memory what it must report.
             report = astropy_report(hdulist, opening)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # astropy's fixes: already in the report
+                headers, fulltext, notes = readable_headers(local, hdulist)
+                fields = extract_header_fields(headers)
         except (OSError, ValueError, TypeError, IndexError, KeyError) as exc:
             raise IngestError(f"{label}: corrupt FITS headers: {_first_line(str(exc))}") from exc
+        fields.notes[:0] = notes
         return FitsContents(fields, fulltext, report, len(hdulist))
     finally:
         try:

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from fits_storage.config import Config
 from fits_storage.ingest.digest import Digest, DigestError, compression_of, digest_file
-from fits_storage.ingest.errors import FileChangingError, IngestError
+from fits_storage.ingest.errors import FileChangingError, FileMissingError, IngestError
 from fits_storage.ingest.fitsread import FitsContents, read_fits
 from fits_storage.ingest.source import StoredStat, describe, local_copy, stat_stored
 from fits_storage.ingest.verify import FitsverifyRun, VerifyReport, start_fitsverify
@@ -194,7 +194,7 @@ def _digest(local: Path, filename: str, label: str, sink: _StagingWriter | None 
     except DigestError as exc:
         raise IngestError(f"{label}: {exc}") from exc
     except FileNotFoundError as exc:
-        raise IngestError(f"{label}: file vanished while being read") from exc
+        raise FileMissingError(f"{label}: file vanished while being read") from exc
     except OSError as exc:
         raise IngestError(f"{label}: cannot read: {exc.strerror or exc}") from exc
 
@@ -224,6 +224,34 @@ def fan_out(session: Session, config: Config, filename: str, path: str) -> tuple
     return tuple(queued)
 
 
+def mark_not_present(session: Session, diskfile_id: int) -> bool:
+    """Record that a version's bytes are gone from the data store; False if it was not the
+    present version (any more)."""
+    done = session.execute(
+        update(DiskFile).where(DiskFile.id == diskfile_id, DiskFile.present).values(present=False)
+    )
+    return done.rowcount == 1
+
+
+@contextmanager
+def _gone_marked_not_present(session: Session, version: _Version | None) -> Iterator[None]:
+    """A file found missing takes its present version (at the same place) out of the present
+    set, committed at once: the entry fails, the record of where the bytes are must not wait."""
+    try:
+        yield
+    except FileMissingError as exc:
+        if version is None:
+            raise
+        session.rollback()
+        marked = mark_not_present(session, version.id)
+        session.commit()
+        if not marked:
+            raise
+        raise FileMissingError(
+            f"{exc}; its present version (diskfile {version.id}) is now marked not present"
+        ) from exc
+
+
 def ingest_file(
     session: Session,
     config: Config,
@@ -240,15 +268,35 @@ def ingest_file(
     transaction already open on ``session`` is committed before the file is read. The caller
     commits the writes (and rolls back on an exception: nothing is then recorded). Bad input
     raises :class:`IngestError`; a file changing while it is read raises
-    :class:`FileChangingError` (transient); an unreachable data store, a TransientError.
+    :class:`FileChangingError` (transient); an unreachable data store, a TransientError. A
+    file gone from the store raises :class:`FileMissingError`, after its present version at
+    that place is marked not present (committed).
     """
-    label = describe(path, filename)
     name = file_name_for(filename)
     current = _present_version(session, name)
     session.commit()
 
-    stat = stat_stored(config, path, filename)
     same_place = current is not None and (current.filename, current.path) == (filename, path)
+    with _gone_marked_not_present(session, current if same_place else None):
+        return _read_and_record(
+            session, config, filename, path, name, current, same_place, force, force_md5
+        )
+
+
+def _read_and_record(
+    session: Session,
+    config: Config,
+    filename: str,
+    path: str,
+    name: str,
+    current: _Version | None,
+    same_place: bool,
+    force: bool,
+    force_md5: bool,
+) -> IngestResult:
+    """Compare the stored file with ``current``, read it if it changed, and record it."""
+    label = describe(path, filename)
+    stat = stat_stored(config, path, filename)
     if (
         current is not None
         and same_place

@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from fits_storage.config import Config
-from fits_storage.ingest.errors import IngestError
+from fits_storage.ingest.errors import FileMissingError, IngestError
 from fits_storage.queues.errors import TransientError
 from fits_storage.storage import (
     BadName,
@@ -77,10 +77,10 @@ def _where(store: Store, path: str, filename: str) -> str:
 def _not_found(store: Store, path: str, filename: str, where: str) -> IngestError:
     label = describe(path, filename)
     if not isinstance(store, LocalStore):
-        return IngestError(f"{label}: file not found in the data store at {where}")
+        return FileMissingError(f"{label}: file not found in the data store at {where}")
     if Path(where).exists():
         return IngestError(f"{label}: {where} is not a regular file")
-    return IngestError(f"{label}: file not found at {where}")
+    return FileMissingError(f"{label}: file not found at {where}")
 
 
 def _storage_failure(exc: StorageError, path: str, filename: str) -> Exception:

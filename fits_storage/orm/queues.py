@@ -73,6 +73,9 @@ class IngestQueue(QueueEntryMixin, Base):
 
     force: Mapped[bool] = mapped_column(Boolean, default=False)
     force_md5: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The producer wrote the file atomically itself (an upload stored, a DHS copy): the
+    # "recently modified" deferral, a guard against half-written files, does not apply.
+    complete: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
 
 class ExportQueue(QueueEntryMixin, Base):

@@ -6,6 +6,7 @@ asks for modification times), so a directory of 100,000 files is listed in well 
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from fits_storage.config import closest
 from fits_storage.scan.names import skip_reason
 
 # The established special values of --file-re: the last N UT dates, today included.
@@ -38,6 +40,21 @@ def special_dates_regex(value: str, now: datetime | None = None) -> str | None:
     return "(?:" + "|".join(dates) + ")"
 
 
+def special_value_warning(file_re: str) -> str | None:
+    """Why a --file-re that looks like a special value but is none (``fiveday``) deserves a
+    warning: it is searched as a regular expression, which no data file name matches."""
+    word = file_re.strip().lower()
+    if word in SPECIAL_DAYS or not word.isalpha():
+        return None
+    hint = closest(word, list(SPECIAL_DAYS))
+    if not (hint or word.endswith("day")):
+        return None
+    return (
+        f"--file-re {file_re!r} is not one of the special values ({', '.join(SPECIAL_DAYS)}), "
+        f"so it is searched in file names as a regular expression{hint}"
+    )
+
+
 @dataclass
 class Selection:
     """What to pick from a directory: a regex searched in the name and/or a maximum age."""
@@ -54,7 +71,7 @@ class Selection:
                 self.pattern = re.compile(text)
             except re.error as exc:
                 raise SelectionError(f"bad --file-re {self.file_re!r}: {exc}") from exc
-        if self.newfiles_days is not None and self.newfiles_days <= 0:
+        if self.newfiles_days is not None and not (0 < self.newfiles_days < math.inf):
             raise SelectionError(
                 f"--newfiles must be a positive number of days, got {self.newfiles_days}"
             )

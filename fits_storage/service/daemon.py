@@ -127,22 +127,26 @@ def run_daemon(
         config.log_dir, command, args.name, debug=args.debug, console=not args.demon
     )
     logger = logging.getLogger(command)
-    if args.demon:
-        _daemonize(handlers, lock)
+    for warning in config.warnings:
+        logger.warning("configuration: %s", warning)
 
+    # Checked before --demon detaches, so that the one who started it sees why it did not.
     engine = make_engine(config.database_url, pre_ping=False)
     try:
         problem = schema_problem(engine)
     except OperationalError as exc:  # not reachable yet: the loop retries with backoff
         logger.warning("database unreachable at start-up (%s); will keep trying", exc)
         problem = None
+    engine.dispose()  # no pooled connection crosses the fork of --demon
     if problem:
         logger.error("not starting: %s", problem)
-        print(f"{command}: not starting: {problem}", file=sys.stderr)
-        engine.dispose()
+        if args.demon:  # otherwise the log line above is on the terminal already
+            print(f"{command}: not starting: {problem}", file=sys.stderr)
         if lock:
             lock.release()
         return EXIT_FAILURE
+    if args.demon:
+        _daemonize(handlers, lock)
     daemon = Daemon(command, args.name, args, config, logger, engine, make_session_factory(engine))
     _install_signal_handlers(daemon)
     logger.info(

@@ -6,6 +6,8 @@ import logging
 import sys
 from pathlib import Path
 
+# Libraries whose INFO lines are not ours to show.
+NOISY_LOGGERS = ("sqlalchemy", "botocore", "boto3", "urllib3", "s3transfer", "alembic")
 FORMAT = "%(asctime)s %(process)d:%(name)s:%(lineno)d %(levelname)s [{instance}] %(message)s"
 
 
@@ -30,6 +32,6 @@ def setup_logging(
         handler.setFormatter(formatter)
         root.addHandler(handler)
     root.setLevel(logging.DEBUG if debug else logging.INFO)
-    for noisy in ("sqlalchemy", "botocore", "boto3", "urllib3", "s3transfer", "alembic"):
+    for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return handlers

@@ -1,4 +1,5 @@
-"""Writing a file so that a crash at any moment leaves the old file or the new one (DESIGN §4)."""
+"""Writing a file so that a crash at any moment leaves the old file or the new one
+(docs/architecture.md §4)."""
 
 from __future__ import annotations
 

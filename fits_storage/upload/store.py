@@ -104,7 +104,7 @@ def store_upload(
         stored = store.store(claimed, filename, path)
         if not mark_stored(session, filename, path, stored):
             log.warning("%s: no upload log row has md5 %s; stored anyway", label, stored.md5)
-        ingest.add(session, filename, path)
+        ingest.add(session, filename, path, complete=True)  # stored atomically, verified
         session.flush()
         claimed.unlink()
         fsync_dir(claimed.parent)
@@ -123,7 +123,7 @@ def store_upload(
             f"no staged upload {staged} and no {store.describe(filename, path)}: upload it again"
         )
     if mark_stored(session, filename, path, there):
-        ingest.add(session, filename, path)
+        ingest.add(session, filename, path, complete=True)
         log.info("%s was already stored; queued for ingest", label)
         return StoreOutcome.RECOVERED
     log.info("%s already stored and recorded; nothing to do", label)
