@@ -144,8 +144,7 @@ class DhsPoller:
         for name, kind in found.items():
             if self.irregular.get(name) != kind:
                 self.log.warning(
-                    "Skipping %s: it is %s (only regular files are copied; links are not "
-                    "followed)",
+                    "Skipping %s: it is %s (only regular files are copied; links are not followed)",
                     name,
                     kind,
                 )
