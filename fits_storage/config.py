@@ -67,6 +67,17 @@ def _parse_non_negative_float(text: str) -> float:
     return value
 
 
+def _parse_mode(text: str) -> int | None:
+    """Octal permissions such as ``0664``; empty means "the process umask decides"."""
+    stripped = text.strip()
+    if not stripped:
+        return None
+    value = int(stripped, 8)
+    if not 0 <= value <= 0o777:
+        raise ValueError(f"expected octal permissions such as 0664, got {text!r}")
+    return value
+
+
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "str": str.strip,
     "bool": _parse_bool,
@@ -74,6 +85,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "path": _parse_path,
     "posint": _parse_positive_int,
     "seconds": _parse_non_negative_float,
+    "mode": _parse_mode,
 }
 
 # key: (type, built-in default as it would be written in a file)
@@ -99,6 +111,7 @@ KEYS: dict[str, tuple[str, str]] = {
     "queue_lease_seconds": ("seconds", "60"),
     "queue_max_attempts": ("posint", "5"),
     "queue_poll_seconds": ("seconds", "2"),
+    "file_mode": ("mode", ""),
 }
 
 
@@ -127,6 +140,7 @@ class Config:
     queue_lease_seconds: float
     queue_max_attempts: int
     queue_poll_seconds: float
+    file_mode: int | None
     sources: tuple[str, ...] = ()
 
     def replace(self, **changes: Any) -> Config:

@@ -72,11 +72,19 @@ def test_environment_wins_over_files(tmp_path: Path) -> None:
         ("using_s3", "maybe"),
         ("defer_threshold", "-1"),
         ("export_destinations", "['unterminated"),
+        ("file_mode", "rw-rw-r--"),
+        ("file_mode", "1777"),
     ],
 )
 def test_bad_value_is_reported_by_key(key: str, value: str) -> None:
     with pytest.raises(ConfigError, match=key):
         load_config(environ={f"FITS_STORAGE_{key.upper()}": value}, files=[])
+
+
+def test_file_mode_is_octal_and_empty_leaves_it_to_the_umask() -> None:
+    assert load_config(environ={}, files=[]).file_mode is None
+    assert load_config(environ={"FITS_STORAGE_FILE_MODE": "0664"}, files=[]).file_mode == 0o664
+    assert load_config(environ={"FITS_STORAGE_FILE_MODE": "640"}, files=[]).file_mode == 0o640
 
 
 def test_unknown_key_in_file_is_reported(tmp_path: Path) -> None:

@@ -44,19 +44,22 @@ def _observe_fd(fd: int) -> Observation:
     return Observation(st.st_size, st.st_mtime_ns)
 
 
-def copy_verified(source: Path, dest: Path, *, expected: Observation | None = None) -> StoredFile:
+def copy_verified(
+    source: Path, dest: Path, *, expected: Observation | None = None, mode: int | None = None
+) -> StoredFile:
     """Copy ``source`` to ``dest`` atomically and verified; raise CopyError if it cannot be.
 
     The source must not change while it is read (same size and mtime before and after), nor
     differ from ``expected``, what the scan that found it complete saw. A source that is not a
-    regular file raises NotRegularFile (an OSError) and nothing is written.
+    regular file raises NotRegularFile (an OSError) and nothing is written. ``mode``: the
+    copy's permissions (``file_mode``); None leaves them to the umask.
     """
     with open_regular(source) as handle:
         before = _observe_fd(handle.fileno())
         if expected is not None and before != expected:
             raise CopyError(f"{source.name} changed since it was checked; will try again")
         try:
-            with AtomicFile(dest) as out:
+            with AtomicFile(dest, mode) as out:
                 while chunk := handle.read(CHUNK):
                     out.write(chunk)  # AtomicFile hashes what it writes: the source's md5
                 after = _observe_fd(handle.fileno())

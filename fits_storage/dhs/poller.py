@@ -95,6 +95,7 @@ class DhsPoller:
         it during a long catch-up); ``stopping`` ends a pass early between two files."""
         self.source_dir = config.dhs_perm
         self.dest_dir = config.storage_root
+        self.file_mode = config.file_mode
         self.min_age_ns = int(config.min_dhs_age_seconds * 1e9)
         self.session_factory = session_factory
         self.log = logger
@@ -263,7 +264,7 @@ class DhsPoller:
             else:
                 self.log.info("Copying %s to %s", name, self.dest_dir)
                 try:
-                    copy_verified(source, self.dest_dir / name, expected=obs)
+                    copy_verified(source, self.dest_dir / name, expected=obs, mode=self.file_mode)
                 except CopyError as exc:
                     self.log.warning("%s", exc)
                     return
