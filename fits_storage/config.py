@@ -78,6 +78,19 @@ def _parse_mode(text: str) -> int | None:
     return value
 
 
+_BYTE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def _parse_bytes(text: str) -> int:
+    """A size in bytes: a whole number, or one with a K, M, G or T suffix (powers of 1024)."""
+    stripped = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = stripped[-1:] if stripped[-1:] in _BYTE_UNITS else ""
+    value = int(stripped[: len(stripped) - len(unit)].strip()) * _BYTE_UNITS[unit]
+    if value < 1:
+        raise ValueError(f"expected a size of at least 1 byte, such as 4G, got {text!r}")
+    return value
+
+
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "str": str.strip,
     "bool": _parse_bool,
@@ -86,6 +99,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "posint": _parse_positive_int,
     "seconds": _parse_non_negative_float,
     "mode": _parse_mode,
+    "bytes": _parse_bytes,
 }
 
 # key: (type, built-in default as it would be written in a file)
@@ -112,6 +126,7 @@ KEYS: dict[str, tuple[str, str]] = {
     "queue_max_attempts": ("posint", "5"),
     "queue_poll_seconds": ("seconds", "2"),
     "file_mode": ("mode", ""),
+    "max_uncompressed_bytes": ("bytes", "4G"),
 }
 
 
@@ -141,6 +156,7 @@ class Config:
     queue_max_attempts: int
     queue_poll_seconds: float
     file_mode: int | None
+    max_uncompressed_bytes: int
     sources: tuple[str, ...] = ()
 
     def replace(self, **changes: Any) -> Config:

@@ -113,6 +113,18 @@ def file_md5(path: Path) -> StoredFile:
         return handle_md5(handle)
 
 
+RESERVE_FRACTION = 0.05
+RESERVE_CAP = 1 << 30
+
+
+def room_in(directory: Path) -> int:
+    """Bytes that may still be written under ``directory``: its free space less a reserve
+    (5% of the filesystem, at most 1 GiB), so that one writer never fills the disk for all."""
+    st = os.statvfs(directory)
+    reserve = min(int(st.f_blocks * st.f_frsize * RESERVE_FRACTION), RESERVE_CAP)
+    return st.f_bavail * st.f_frsize - reserve
+
+
 def fsync_dir(directory: Path) -> None:
     """Make a rename in ``directory`` durable."""
     fd = os.open(directory, os.O_RDONLY)
