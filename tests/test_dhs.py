@@ -397,14 +397,14 @@ def test_command_once_copies_and_queues(dhs_config: Config, session_factory) -> 
     ("mask", "file_mode", "expected"), [(0o002, "", 0o664), (0o022, "0660", 0o660)]
 )
 def test_command_copies_with_the_umask_or_file_mode(
-    dhs_config: Config, mask: int, file_mode: str, expected: int
+    tmp_path: Path, db_url: str, mask: int, file_mode: str, expected: int
 ) -> None:
     """Under systemd's UMask=0002 the copies are group-writable; ``file_mode`` overrides."""
+    dhs_config = make_test_config(tmp_path, db_url, min_dhs_age_seconds="0", file_mode=file_mode)
     source = fitsdata.copy_gmos_file(dhs_config.dhs_perm, "S20251123S0001.fits")
     os.chmod(source, 0o444)
     env = config_environ(dhs_config)
     env["PYTHONPATH"] = str(ROOT)
-    env["FITS_STORAGE_FILE_MODE"] = file_mode
     run = subprocess.run(
         [sys.executable, "-m", "fits_storage.cli.copy_from_dhs", "--once", "--interval=0.2"],
         env=env, capture_output=True, text=True, timeout=60, preexec_fn=lambda: os.umask(mask),
