@@ -105,6 +105,30 @@ def _parse_database_url(text: str) -> str:
     return stripped
 
 
+def _parse_mode(text: str) -> int | None:
+    """Octal permissions such as ``0664``; empty means "the process umask decides"."""
+    stripped = text.strip()
+    if not stripped:
+        return None
+    value = int(stripped, 8)
+    if not 0 <= value <= 0o777:
+        raise ValueError(f"expected octal permissions such as 0664, got {text!r}")
+    return value
+
+
+_BYTE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def _parse_bytes(text: str) -> int:
+    """A size in bytes: a whole number, or one with a K, M, G or T suffix (powers of 1024)."""
+    stripped = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = stripped[-1:] if stripped[-1:] in _BYTE_UNITS else ""
+    value = int(stripped[: len(stripped) - len(unit)].strip()) * _BYTE_UNITS[unit]
+    if value < 1:
+        raise ValueError(f"expected a size of at least 1 byte, such as 4G, got {text!r}")
+    return value
+
+
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "str": str.strip,
     "database_url": _parse_database_url,
@@ -114,6 +138,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "dir": _parse_path,
     "posint": _parse_positive_int,
     "seconds": _parse_non_negative_float,
+    "mode": _parse_mode,
+    "bytes": _parse_bytes,
 }
 
 # key: (type, built-in default as it would be written in a file)
@@ -140,6 +166,8 @@ KEYS: dict[str, tuple[str, str]] = {
     "queue_max_attempts": ("posint", "5"),
     "queue_poll_seconds": ("positive_seconds", "2"),
     "queue_max_run_seconds": ("positive_seconds", "3600"),
+    "file_mode": ("mode", ""),
+    "max_uncompressed_bytes": ("bytes", "4G"),
 }
 
 
@@ -169,6 +197,8 @@ class Config:
     queue_max_attempts: int
     queue_poll_seconds: float
     queue_max_run_seconds: float
+    file_mode: int | None
+    max_uncompressed_bytes: int
     sources: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()  # unknown keys, sections and variables, for the commands
 

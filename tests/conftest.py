@@ -155,6 +155,8 @@ def config_environ(config: Config) -> dict[str, str]:
         "export_auth_cookie",
     ):
         env[f"FITS_STORAGE_{key.upper()}"] = str(getattr(config, key))
+    env["FITS_STORAGE_MAX_UNCOMPRESSED_BYTES"] = str(config.max_uncompressed_bytes)
+    env["FITS_STORAGE_FILE_MODE"] = "" if config.file_mode is None else oct(config.file_mode)
     env["FITS_STORAGE_EXPORT_DESTINATIONS"] = ",".join(config.export_destinations)
     env["FITS_STORAGE_UPLOAD_AUTH_COOKIE"] = ",".join(config.upload_auth_cookie)
     env["FITS_STORAGE_CONFIG"] = ""

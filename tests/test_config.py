@@ -84,12 +84,33 @@ def test_environment_wins_over_files(tmp_path: Path) -> None:
         ("database_url", "nonsense"),
         ("database_url", "mysql://u@h/db"),
         ("database_url", "postgresql+nosuchdriver://u@h/db"),
+        ("file_mode", "rw-rw-r--"),
+        ("file_mode", "1777"),
+        ("max_uncompressed_bytes", "lots"),
+        ("max_uncompressed_bytes", "0"),
     ],
 )
 def test_bad_value_is_reported_by_key(key: str, value: str) -> None:
     with pytest.raises(ConfigError, match=key) as caught:
         load_config(environ={f"FITS_STORAGE_{key.upper()}": value}, files=[])
     assert "\n" not in str(caught.value)
+
+
+def test_file_mode_is_octal_and_empty_leaves_it_to_the_umask() -> None:
+    assert load_config(environ={}, files=[]).file_mode is None
+    assert load_config(environ={"FITS_STORAGE_FILE_MODE": "0664"}, files=[]).file_mode == 0o664
+    assert load_config(environ={"FITS_STORAGE_FILE_MODE": "640"}, files=[]).file_mode == 0o640
+
+
+def test_max_uncompressed_bytes_takes_binary_suffixes() -> None:
+    def parsed(text: str) -> int:
+        environ = {"FITS_STORAGE_MAX_UNCOMPRESSED_BYTES": text}
+        return load_config(environ=environ, files=[]).max_uncompressed_bytes
+
+    assert load_config(environ={}, files=[]).max_uncompressed_bytes == 4 << 30
+    assert parsed("1000") == 1000
+    assert parsed("512M") == 512 << 20
+    assert parsed("2GiB") == 2 << 30
 
 
 def test_zero_seconds_where_zero_means_off() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from datetime import datetime
@@ -26,6 +27,7 @@ from fits_storage.dhs import (
 from fits_storage.dhs.copy import observe
 from fits_storage.orm.file import DiskFile, File
 from fits_storage.orm.queues import IngestQueue
+from fits_storage.storage.base import NotRegularFile
 from tests import fitsdata
 from tests.conftest import config_environ, make_test_config
 
@@ -111,6 +113,60 @@ def test_stale_temporaries_are_removed(tmp_path: Path) -> None:
     os.utime(other, (1_000_000, 1_000_000))
     assert remove_stale_temporaries(tmp_path) == [old.name]
     assert sorted(os.listdir(tmp_path)) == sorted([fresh.name, other.name])
+
+
+def test_copy_never_follows_a_symlink_or_reads_a_non_regular_file(tmp_path: Path) -> None:
+    """The checks are made on the opened descriptor: a name swapped for a link after the scan
+    is refused by every open (completeness check, md5, copy), and nothing is written."""
+    outside = fitsdata.make_observatory_file(tmp_path / "outside", "N20251123S0001.fits")
+    dhs = tmp_path / "dhs"
+    dhs.mkdir()
+    (dhs / "N20251123S0001.fits").symlink_to(outside)
+    (dhs / "N20251123S0002.fits").mkdir()
+    dest_dir = tmp_path / "dataflow"
+    dest_dir.mkdir()
+    for name in ("N20251123S0001.fits", "N20251123S0002.fits"):
+        with pytest.raises(NotRegularFile):
+            check_complete_fits(dhs / name)
+        with pytest.raises(NotRegularFile):
+            copy_verified(dhs / name, dest_dir / name, expected=observe(outside))
+    assert os.listdir(dest_dir) == []
+
+
+def test_symlinks_and_non_regular_files_are_skipped_with_one_warning_each(
+    dhs_config: Config, session_factory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    dhs, root = dhs_config.dhs_perm, dhs_config.storage_root
+    outside = fitsdata.make_observatory_file(tmp_path / "outside", "N20251123S0009.fits")
+    (dhs / "N20251123S0001.fits").symlink_to(outside)
+    (dhs / "N20251123S0002.fits").symlink_to("/etc/passwd")
+    os.mkfifo(dhs / "N20251123S0003.fits")
+    (dhs / "N20251123S0004.fits").mkdir()
+    (dhs / "N20251123S0005.fits.bz2").symlink_to(fitsdata.bzip2_file(outside))
+    good = fitsdata.make_observatory_file(dhs, "N20251123S0006.fits")
+    poller = make_poller(dhs_config, session_factory)
+    for _ in range(4):
+        poller.run_pass()
+    assert data_files(root) == [good.name]
+    assert queued_names(session_factory) == [good.name]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert sorted(w.split(":")[0] for w in warnings) == [
+        "Skipping N20251123S0001.fits",
+        "Skipping N20251123S0002.fits",
+        "Skipping N20251123S0003.fits",
+        "Skipping N20251123S0004.fits",
+        "Skipping N20251123S0005.fits.bz2",
+    ]
+    assert "N20251123S0001.fits: it is a symbolic link" in caplog.text
+    assert "N20251123S0003.fits: it is a FIFO" in caplog.text
+    assert "N20251123S0004.fits: it is a directory" in caplog.text
+    # A link replaced by a regular file is taken; a name that becomes a link again is reported
+    # again, once.
+    (dhs / "N20251123S0001.fits").unlink()
+    shutil.copy(outside, dhs / "N20251123S0001.fits")
+    poller.run_pass()
+    assert poller.run_pass().copied == ["N20251123S0001.fits"]
+    assert (root / "N20251123S0001.fits").read_bytes() == outside.read_bytes()
 
 
 # -- the poller, pass by pass -------------------------------------------------------------------
@@ -370,3 +426,23 @@ def test_command_oneshot_and_empty_and_what_dryrun_says(
     assert ingest.returncode == 0, ingest.stderr
     with session_factory() as session:
         assert session.scalars(select(DiskFile.filename)).all() == ["S20251123S0001.fits"]
+
+
+@pytest.mark.parametrize(
+    ("mask", "file_mode", "expected"), [(0o002, "", 0o664), (0o022, "0660", 0o660)]
+)
+def test_command_copies_with_the_umask_or_file_mode(
+    tmp_path: Path, db_url: str, mask: int, file_mode: str, expected: int
+) -> None:
+    """Under systemd's UMask=0002 the copies are group-writable; ``file_mode`` overrides."""
+    dhs_config = make_test_config(tmp_path, db_url, min_dhs_age_seconds="0", file_mode=file_mode)
+    source = fitsdata.copy_gmos_file(dhs_config.dhs_perm, "S20251123S0001.fits")
+    os.chmod(source, 0o444)
+    env = config_environ(dhs_config)
+    env["PYTHONPATH"] = str(ROOT)
+    run = subprocess.run(
+        [sys.executable, "-m", "fits_storage.cli.copy_from_dhs", "--once", "--interval=0.2"],
+        env=env, capture_output=True, text=True, timeout=60, preexec_fn=lambda: os.umask(mask),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert (dhs_config.storage_root / source.name).stat().st_mode & 0o777 == expected

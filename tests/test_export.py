@@ -43,6 +43,7 @@ from fits_storage.export.spool import SPOOL_PREFIX, clean_spool
 from fits_storage.orm.file import DiskFile, File
 from fits_storage.orm.queues import ExportQueue
 from fits_storage.queues import TransientError
+from fits_storage.storage import StoredFile
 from tests.conftest import config_environ, make_test_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -250,6 +251,7 @@ def test_bz2_chunks_matches_one_shot_compression(tmp_path: Path) -> None:
     assert payload.path.read_bytes() == streamed
     assert payload.size == len(streamed)
     assert payload.md5 == hashlib.md5(streamed).hexdigest()
+    assert payload.source == StoredFile(len(data), hashlib.md5(data).hexdigest())
     payload.discard()
     assert not payload.path.exists() and source.exists()
 
@@ -474,6 +476,48 @@ def test_stale_md5_is_refused_but_a_changed_file_is_sent_again(
     with pytest.raises(TransientError, match="changed while it was being sent") as caught:
         exporter.export(session, "N20251123S0055.fits.bz2", "", url)
     assert caught.value.counts is True
+
+
+def test_a_file_truncated_after_ingest_is_never_exported(
+    export_config, session, archive, tmp_path
+) -> None:
+    """Before: 14 bytes of bz2 of the empty file were sent, and "md5 … confirmed" logged."""
+    state, url = archive
+    diskfile = add_file(export_config, session, "N20251123S0060.fits", fits_like(100_000))
+    (export_config.storage_root / "N20251123S0060.fits").write_bytes(b"")
+    with pytest.raises(ExportFailed) as caught:
+        make_exporter(export_config, tmp_path).export(session, "N20251123S0060.fits", "", url)
+    message = str(caught.value)
+    assert f"does not match its present diskfile {diskfile.id} (0 bytes where 100000" in message
+    assert "not exported" in message
+    assert state.posts() == 0 and state.received == {}
+    assert spool_files(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["N20251123S0061.fits", "N20251123S0062.fits.bz2"])
+def test_same_size_other_bytes_are_never_exported(
+    export_config, session, archive, tmp_path, name: str
+) -> None:
+    """Rewritten since ingest with the same size (and, for the plain file, even the recorded
+    mtime): the md5 of what would be sent shows it, and nothing is sent."""
+    state, url = archive
+    good, bad = fits_like(300_000, seed=1), fits_like(300_000, seed=2)
+    if name.endswith(".bz2"):
+        good, bad = bz2.compress(good), bz2.compress(bad)
+        bad = bad[: len(good)].ljust(len(good), b"\0")
+    diskfile = add_file(export_config, session, name, good)
+    target = export_config.storage_root / name
+    target.write_bytes(bad)
+    if not name.endswith(".bz2"):
+        os.utime(target, ns=(diskfile.mtime_ns, diskfile.mtime_ns))
+    with pytest.raises(ExportFailed, match=f"does not match its present diskfile {diskfile.id}"):
+        make_exporter(export_config, tmp_path).export(session, name, "", url)
+    assert state.posts() == 0 and state.received == {}
+    assert spool_files(tmp_path) == []
+    # Put back as ingested: sent, and confirmed.
+    target.write_bytes(good)
+    outcome = make_exporter(export_config, tmp_path).export(session, name, "", url)
+    assert outcome.action == "sent" and state.posts() == 1
 
 
 def test_missing_diskfile_or_file_fails(export_config, session, archive, tmp_path) -> None:

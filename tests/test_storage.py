@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import boto3
@@ -17,6 +19,7 @@ from fits_storage.storage import (
     Md5Mismatch,
     NotInStore,
     StoredFile,
+    copy_atomic,
     file_md5,
     get_store,
     relative_name,
@@ -102,7 +105,6 @@ def test_local_store_round_trip(tmp_path: Path) -> None:
     assert store.store(source, "N20251123S0042.fits", "2025", md5=expected.md5) == expected
     dest = tmp_path / "root" / "2025" / "N20251123S0042.fits"
     assert dest.read_bytes() == source.read_bytes()
-    assert oct(dest.stat().st_mode & 0o777) == "0o644"
     assert store.info("N20251123S0042.fits", "2025") == expected
     assert store.stat("N20251123S0042.fits", "2025") == FileStat(
         expected.size, dest.stat().st_mtime_ns
@@ -115,6 +117,47 @@ def test_local_store_round_trip(tmp_path: Path) -> None:
     with store.local_copy("N20251123S0042.fits", "2025", tmp_path / "work") as local:
         assert local == dest
     assert store.fetch("N20251123S0042.fits", "2025", tmp_path / "copy.fits") == expected
+
+
+@contextmanager
+def umask(mask: int) -> Iterator[None]:
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def mode_of(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+@pytest.mark.parametrize(("mask", "expected"), [(0o002, 0o664), (0o022, 0o644), (0o077, 0o600)])
+def test_stored_files_honour_the_umask(tmp_path: Path, mask: int, expected: int) -> None:
+    """The system we replace runs with UMask=0002 so that staff can edit files in place."""
+    write_random(tmp_path / "in.fits", 100)
+    with umask(mask):
+        LocalStore(tmp_path / "root").store(tmp_path / "in.fits", "N1.fits", "2025")
+        copy_atomic(tmp_path / "in.fits", tmp_path / "copy" / "N2.fits")
+        with AtomicFile(tmp_path / "N3.fits") as out:
+            out.write(b"x")
+            out.commit()
+    assert mode_of(tmp_path / "root" / "2025" / "N1.fits") == expected
+    assert mode_of(tmp_path / "copy" / "N2.fits") == expected
+    assert mode_of(tmp_path / "N3.fits") == expected
+    assert mode_of(tmp_path / "root" / "2025") == 0o777 & ~mask
+
+
+def test_configured_file_mode_wins_over_the_umask(tmp_path: Path) -> None:
+    config = make_test_config(tmp_path, "sqlite:///" + str(tmp_path / "db"), file_mode="0660")
+    write_random(tmp_path / "in.fits", 100)
+    with umask(0o022):
+        get_store(config).store(tmp_path / "in.fits", "N1.fits")
+    assert mode_of(config.storage_root / "N1.fits") == 0o660
+    # An existing file with the same bytes is left as it is (a no-op store).
+    os.chmod(config.storage_root / "N1.fits", 0o600)
+    get_store(config).store(tmp_path / "in.fits", "N1.fits")
+    assert mode_of(config.storage_root / "N1.fits") == 0o600
 
 
 def test_local_store_refuses_wrong_md5_and_keeps_old_file(tmp_path: Path) -> None:

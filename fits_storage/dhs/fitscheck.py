@@ -7,10 +7,14 @@ end exactly at the end of the file (no truncation, no missing padding).
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 from astropy.io import fits
+
+from fits_storage.storage.base import NotRegularFile, open_regular
 
 BLOCK = 2880
 
@@ -24,31 +28,16 @@ def _one_line(text: object) -> str:
 
 
 def check_complete_fits(path: Path) -> None:
-    """Raise NotCompleteFits unless ``path`` opens as FITS and its HDUs fill it exactly."""
+    """Raise NotCompleteFits unless ``path`` opens as FITS and its HDUs fill it exactly.
+
+    Only a regular file is read (NotRegularFile otherwise): a symlink is never followed.
+    """
     compressed = path.name.lower().endswith((".bz2", ".gz"))
     try:
-        size = path.stat().st_size
-        if size == 0:
-            raise NotCompleteFits("empty file")
-        if not compressed and size % BLOCK:
-            raise NotCompleteFits(
-                f"{size} bytes is not a multiple of {BLOCK} (incomplete or padded wrongly)"
-            )
-        with warnings.catch_warnings(record=True) as caught:
+        with open_regular(path) as handle, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            with fits.open(path, lazy_load_hdus=True, memmap=False) as hdulist:
-                count = len(hdulist)  # reads every header, no data
-                if count == 0:
-                    raise NotCompleteFits("no HDU found")
-                if not compressed:
-                    last = hdulist.fileinfo(count - 1)
-                    end = last["datLoc"] + last["datSpan"]
-                    if end != size:
-                        raise NotCompleteFits(
-                            f"headers describe {end} bytes but the file has {size} "
-                            "(truncated or extra bytes)"
-                        )
-    except NotCompleteFits:
+            _check_structure(handle, compressed)
+    except (NotCompleteFits, NotRegularFile):
         raise
     except (OSError, ValueError, EOFError, IndexError, KeyError, TypeError) as exc:
         raise NotCompleteFits(f"does not open as FITS: {_one_line(exc)}") from exc
@@ -56,3 +45,25 @@ def check_complete_fits(path: Path) -> None:
         text = _one_line(warning.message)
         if any(s in text for s in ("truncated", "Header size is not multiple", "extra bytes")):
             raise NotCompleteFits(text)
+
+
+def _check_structure(handle: BinaryIO, compressed: bool) -> None:
+    size = os.fstat(handle.fileno()).st_size
+    if size == 0:
+        raise NotCompleteFits("empty file")
+    if not compressed and size % BLOCK:
+        raise NotCompleteFits(
+            f"{size} bytes is not a multiple of {BLOCK} (incomplete or padded wrongly)"
+        )
+    with fits.open(handle, lazy_load_hdus=True, memmap=False) as hdulist:
+        count = len(hdulist)  # reads every header, no data
+        if count == 0:
+            raise NotCompleteFits("no HDU found")
+        if not compressed:
+            last = hdulist.fileinfo(count - 1)
+            end = last["datLoc"] + last["datSpan"]
+            if end != size:
+                raise NotCompleteFits(
+                    f"headers describe {end} bytes but the file has {size} "
+                    "(truncated or extra bytes)"
+                )

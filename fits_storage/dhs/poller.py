@@ -16,6 +16,11 @@ memory, so a restart after any downtime catches up by itself:
 
 Memory only caches those decisions (per name, size and mtime) so an unchanged file is not
 looked up again every few seconds, and remembers which broken files were already reported.
+
+Symbolic links and anything else that is not a regular file (a FIFO, a device, a directory
+with a FITS name) are never read: skipped with one warning per name (again only if it changes
+kind), and every open refuses them again (``open_regular``), so a name swapped for a link
+after the scan is not followed either.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -39,7 +45,7 @@ from fits_storage.orm.file import DiskFile
 from fits_storage.queues import get_queue
 from fits_storage.queues.sortkey import sortkey_for_filename
 from fits_storage.scan.names import skip_reason
-from fits_storage.storage.base import file_md5
+from fits_storage.storage.base import NotRegularFile, handle_md5, kind_of, open_regular
 
 LOOKUP_BATCH = 500
 
@@ -89,6 +95,7 @@ class DhsPoller:
         it during a long catch-up); ``stopping`` ends a pass early between two files."""
         self.source_dir = config.dhs_perm
         self.dest_dir = config.storage_root
+        self.file_mode = config.file_mode
         self.min_age_ns = int(config.min_dhs_age_seconds * 1e9)
         self.session_factory = session_factory
         self.log = logger
@@ -99,31 +106,50 @@ class DhsPoller:
         self.previous: dict[str, Observation] = {}
         self.settled: dict[str, Observation] = {}
         self.rejected: dict[str, Observation] = {}
+        self.irregular: dict[str, str] = {}
 
     # -- looking ------------------------------------------------------------------------------
 
     def scan(self) -> dict[str, Observation]:
-        """Candidate files on the DHS disk; directories, temporary and non-FITS names ignored."""
+        """Candidate files on the DHS disk: regular files with FITS names that are not temporary.
+
+        Nothing is followed: a symlink or other non-regular entry with a FITS name is reported
+        once (see :meth:`skip_irregular`) and left alone.
+        """
         listing: dict[str, Observation] = {}
+        irregular: dict[str, str] = {}
         with os.scandir(self.source_dir) as entries:
             for entry in entries:
                 name = entry.name
                 try:
-                    if entry.is_dir():
-                        self.log.debug("Ignoring directory: %s", name)
-                        continue
                     reason = skip_reason(name)
                     if reason:
-                        self.log.debug("Ignoring %s: %s", reason, name)
+                        if entry.is_dir(follow_symlinks=False):
+                            self.log.debug("Ignoring directory: %s", name)
+                        else:
+                            self.log.debug("Ignoring %s: %s", reason, name)
                         continue
-                    if not entry.is_file():
-                        self.log.debug("Ignoring non-regular file: %s", name)
-                        continue
-                    st = entry.stat()
+                    st = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:
                     continue
+                kind = kind_of(st.st_mode)
+                if kind is not None:
+                    irregular[name] = kind
+                    continue
                 listing[name] = Observation(st.st_size, st.st_mtime_ns)
+        self.skip_irregular(irregular)
         return listing
+
+    def skip_irregular(self, found: dict[str, str]) -> None:
+        """One warning per name that is not a regular file, not one per pass (DESIGN §4)."""
+        for name, kind in found.items():
+            if self.irregular.get(name) != kind:
+                self.log.warning(
+                    "Skipping %s: it is %s (only regular files are copied; links are not followed)",
+                    name,
+                    kind,
+                )
+        self.irregular = found
 
     def ready(self, listing: dict[str, Observation], now_ns: int) -> tuple[list[str], int]:
         """Names to act on this pass (newest data first), and how many are still settling."""
@@ -171,7 +197,7 @@ class DhsPoller:
             return Action.SKIP
         source_md5: str | None = None
         if any(v.size == obs.size for v in versions):
-            source_md5 = file_md5(source).md5
+            source_md5 = _md5(source)
             if any((v.size, v.md5) == (obs.size, source_md5) for v in versions):
                 return Action.SKIP
         try:
@@ -182,8 +208,8 @@ class DhsPoller:
             return Action.COPY
         if stored.mtime_ns == obs.mtime_ns:
             return Action.QUEUE
-        source_md5 = source_md5 or file_md5(source).md5
-        return Action.QUEUE if file_md5(self.dest_dir / name).md5 == source_md5 else Action.COPY
+        source_md5 = source_md5 or _md5(source)
+        return Action.QUEUE if _md5(self.dest_dir / name) == source_md5 else Action.COPY
 
     # -- acting -------------------------------------------------------------------------------
 
@@ -216,6 +242,9 @@ class DhsPoller:
         except FileNotFoundError:
             self.log.info("%s vanished from the DHS disk before it was copied", name)
             return
+        except NotRegularFile as exc:
+            self.reject(name, obs, f"refused: {exc}", result)
+            return
         if action is Action.SKIP:
             self.log.debug("%s is already in the database (same size and md5)", name)
             self.settled[name] = obs
@@ -224,6 +253,9 @@ class DhsPoller:
         if action is Action.COPY:
             try:
                 check_complete_fits(source)
+            except NotRegularFile as exc:
+                self.reject(name, obs, f"refused: {exc}", result)
+                return
             except NotCompleteFits as exc:
                 self.reject(name, obs, f"not a complete FITS file: {exc}", result)
                 return
@@ -232,7 +264,7 @@ class DhsPoller:
             else:
                 self.log.info("Copying %s to %s", name, self.dest_dir)
                 try:
-                    copy_verified(source, self.dest_dir / name, expected=obs)
+                    copy_verified(source, self.dest_dir / name, expected=obs, mode=self.file_mode)
                 except CopyError as exc:
                     self.log.warning("%s", exc)
                     return
@@ -261,3 +293,9 @@ class DhsPoller:
         self.rejected[name] = obs
         result.rejected.append(name)
         self.log.error("%s: %s; not copied (reported once until the file changes)", name, reason)
+
+
+def _md5(path: Path) -> str:
+    """md5 of a regular file, never through a symlink (NotRegularFile otherwise)."""
+    with open_regular(path) as handle:
+        return handle_md5(handle).md5

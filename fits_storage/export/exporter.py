@@ -7,6 +7,13 @@ The steps (docs/export.md):
 2. otherwise send it bz2-compressed (an already-``.bz2`` file as it is), stating the md5 of the
    bytes sent, and accept only an answer echoing that size and md5.
 
+Only the bytes the present diskfile describes are ever sent. Before anything goes out the
+file's size must be the recorded one, and its md5 too: a plain file is hashed as it is
+compressed to the spool (no second read); an unchanged ``.bz2`` (same size and mtime) is sent
+stating the recorded md5, which the destination checks against what it receives; a touched one
+is hashed first. A mismatch (a file truncated or rewritten since its ingest) fails the entry
+with the reason, and nothing is sent: re-ingesting the file records and exports the new bytes.
+
 Network errors, timeouts and "unavailable" answers put the whole destination into backoff (see
 ``destinations``); other 5xx answers to an upload retry this file with its own backoff. Neither
 counts as an attempt, so an outage of any length fails nothing. A 4xx is a failure for good,
@@ -38,7 +45,7 @@ from fits_storage.export.destinations import DestinationHealth
 from fits_storage.export.spool import BZ2_LEVEL, Payload, clean_spool, spool_compressed
 from fits_storage.orm.file import DiskFile
 from fits_storage.queues import Backoff, Entry, PermanentError, TransientError
-from fits_storage.storage.base import file_md5
+from fits_storage.storage.base import StoredFile, file_md5
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +150,8 @@ class Exporter:
             raise ExportFailed("export from a server using S3 is not supported")
         if not source.is_file():
             raise ExportFailed(f"{source} is not there (diskfile {diskfile.id} says present)")
+        # The size costs nothing to check: a truncated file fails before the destination is asked.
+        _check_against(diskfile, source, StoredFile(source.stat().st_size, diskfile.file_md5))
         remote_name = remote_name_for(filename)
         client = self.client(destination)
 
@@ -255,15 +264,36 @@ class Exporter:
             raise TransientError(f"{source} changed while it was being sent; sending it again")
 
     def _payload(self, source: Path, diskfile: DiskFile) -> Payload:
-        """The bytes to send and their md5, known before sending (the server checks it)."""
+        """The bytes to send and their md5, known before sending (the server checks it), made
+        only from bytes that match ``diskfile`` (ExportFailed otherwise, nothing left over)."""
         if not source.name.lower().endswith(".bz2"):
-            return spool_compressed(source, self.settings.spool_dir, self.settings.bz2_level)
+            payload = spool_compressed(source, self.settings.spool_dir, self.settings.bz2_level)
+            try:
+                _check_against(diskfile, source, payload.source or StoredFile(-1, ""))
+            except BaseException:
+                payload.discard()
+                raise
+            return payload
         stat = source.stat()
         if stat.st_size == diskfile.file_size and stat.st_mtime_ns == diskfile.mtime_ns:
-            # Unchanged since ingest measured it; the bytes sent are hashed as they go anyway.
+            # Unchanged since ingest measured it: the destination checks the bytes it receives
+            # against the recorded md5 stated with them.
             return Payload(source, diskfile.file_size, diskfile.file_md5, spooled=False)
         stored = file_md5(source)
+        _check_against(diskfile, source, stored)
         return Payload(source, stored.size, stored.md5, spooled=False)
+
+
+def _check_against(diskfile: DiskFile, source: Path, found: StoredFile) -> None:
+    """The bytes about to be sent must be those the present diskfile records."""
+    if (found.size, found.md5) == (diskfile.file_size, diskfile.file_md5):
+        return
+    what = f"{found.size} bytes" if found.size != diskfile.file_size else f"md5 {found.md5}"
+    raise ExportFailed(
+        f"{source} does not match its present diskfile {diskfile.id} ({what} where "
+        f"{diskfile.file_size} bytes with md5 {diskfile.file_md5} were recorded): it changed "
+        "since it was ingested; not exported (re-ingest it to export the new bytes)"
+    )
 
 
 def _signature(path: Path) -> tuple[int, int]:

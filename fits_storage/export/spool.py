@@ -5,6 +5,10 @@ compressed bytes must be known before the first byte goes out. Compressing once 
 (and then streaming that file) costs one bz2 pass plus a write of the much smaller compressed
 bytes; compressing twice (once to hash, once while sending) would cost two bz2 passes, and bz2
 is the bottleneck. Memory stays flat either way: data moves in fixed-size chunks.
+
+The source bytes are hashed as they are read for compression, so the exporter can check that
+what it is about to send is exactly the file its diskfile row describes (size and md5) for the
+price of an md5 pass beside the bz2 one (about 1% of it), not a second read of the file.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from fits_storage.storage.base import StoredFile
+
 CHUNK_BYTES = 1 << 20
 # The old exporter used BZ2Compressor() with its default level, 9 (900 kB blocks); the archive's
 # tools and the sizes operators expect assume it, and lower levels gain little speed with bz2.
@@ -29,12 +35,14 @@ _SPOOL_NAME = re.compile(rf"^{re.escape(SPOOL_PREFIX)}(\d+)-")
 
 @dataclass(frozen=True)
 class Payload:
-    """Bytes ready to send: where they are, how many, and their md5."""
+    """Bytes ready to send: where they are, how many, and their md5; and, when spooled, the
+    size and md5 of the source bytes they were compressed from."""
 
     path: Path
     size: int
     md5: str
     spooled: bool
+    source: StoredFile | None = None
 
     def discard(self) -> None:
         """Remove the spool file (never the source file)."""
@@ -56,8 +64,27 @@ def bz2_chunks(
         yield tail
 
 
+class _HashingReader:
+    """A file read through, hashing what passes."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+        self._md5 = hashlib.md5()
+        self.size = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._handle.read(size)
+        self._md5.update(data)
+        self.size += len(data)
+        return data
+
+    def stored(self) -> StoredFile:
+        return StoredFile(self.size, self._md5.hexdigest())
+
+
 def spool_compressed(source: Path, spool_dir: Path, level: int = BZ2_LEVEL) -> Payload:
-    """Compress ``source`` into a new file in ``spool_dir``, hashing the compressed bytes."""
+    """Compress ``source`` into a new file in ``spool_dir``, hashing the compressed bytes and
+    the source bytes read (``Payload.source``)."""
     spool_dir.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(
         prefix=f"{SPOOL_PREFIX}{os.getpid()}-", suffix=".bz2", dir=spool_dir
@@ -65,15 +92,16 @@ def spool_compressed(source: Path, spool_dir: Path, level: int = BZ2_LEVEL) -> P
     digest = hashlib.md5()
     size = 0
     try:
-        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
-            for block in bz2_chunks(src, level):
+        with os.fdopen(fd, "wb") as out, open(source, "rb") as handle:
+            src = _HashingReader(handle)
+            for block in bz2_chunks(src, level):  # type: ignore[arg-type]
                 digest.update(block)
                 size += len(block)
                 out.write(block)
     except BaseException:
         Path(name).unlink(missing_ok=True)
         raise
-    return Payload(Path(name), size, digest.hexdigest(), spooled=True)
+    return Payload(Path(name), size, digest.hexdigest(), spooled=True, source=src.stored())
 
 
 def clean_spool(spool_dir: Path) -> int:

@@ -10,6 +10,11 @@ together, or not at all.
 Each file's bytes are read once: a compressed file is decompressed while its md5 is taken,
 into a private staging copy that astropy and ``fitsverify`` then read (both would otherwise
 decompress it again), and ``fitsverify`` runs beside the md5 and astropy work.
+
+Decompression is bounded (DESIGN §4): it streams in blocks of 1 MiB, and stops at whichever
+comes first of ``max_uncompressed_bytes`` (the file fails: IngestError) and the room in the
+staging folder, measured before the first byte is written (a TransientError: retried later).
+The staging copy is removed either way; a bomb never fills the memory or the disk.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from fits_storage.config import Config
-from fits_storage.ingest.digest import Digest, DigestError, compression_of, digest_file
+from fits_storage.ingest.digest import Digest, DigestError, TooLarge, compression_of, digest_file
 from fits_storage.ingest.errors import FileChangingError, FileMissingError, IngestError
 from fits_storage.ingest.fitsread import FitsContents, read_fits
 from fits_storage.ingest.source import StoredStat, describe, local_copy, stat_stored
@@ -37,6 +42,7 @@ from fits_storage.ingest.verify import FitsverifyRun, VerifyReport, start_fitsve
 from fits_storage.orm import DiskFile, DiskFileReport, File, FullTextHeader, utcnow
 from fits_storage.queues import get_queue
 from fits_storage.queues.errors import TransientError
+from fits_storage.storage.base import room_in
 
 STAGING_DIR = ".ingest_staging"
 
@@ -171,32 +177,79 @@ class _StagingWriter:
             raise TransientError(f"{self._label}: cannot write a decompressed copy: {exc}") from exc
 
 
+@dataclass(frozen=True)
+class _Staged:
+    """An open, empty staging file, and how much may be written in its folder."""
+
+    path: Path
+    handle: BinaryIO
+    room: int
+
+
 @contextmanager
-def _staged_copy(config: Config, label: str) -> Iterator[tuple[Path, BinaryIO]]:
-    """An open, empty staging file and its path; closed and removed when the block ends."""
+def _staged_copy(config: Config, label: str) -> Iterator[_Staged]:
+    """A staging file, with the room left for it; closed and removed when the block ends."""
     folder = decompress_staging_dir(config)
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        room = room_in(folder)
         fd, name = tempfile.mkstemp(dir=folder, prefix=".", suffix=".fits")
     except OSError as exc:
         raise TransientError(f"{label}: cannot make a decompressed copy: {exc}") from exc
     staged = Path(name)
     try:
         with os.fdopen(fd, "wb") as handle:
-            yield staged, handle
+            yield _Staged(staged, handle, room)
     finally:
         staged.unlink(missing_ok=True)
 
 
-def _digest(local: Path, filename: str, label: str, sink: _StagingWriter | None = None) -> Digest:
+def _digest(
+    local: Path,
+    filename: str,
+    label: str,
+    sink: _StagingWriter | None = None,
+    limit: int | None = None,
+) -> Digest:
     try:
-        return digest_file(local, compression_of(filename), sink)
+        return digest_file(local, compression_of(filename), sink, limit)
+    except TooLarge:
+        raise
     except DigestError as exc:
         raise IngestError(f"{label}: {exc}") from exc
     except FileNotFoundError as exc:
         raise FileMissingError(f"{label}: file vanished while being read") from exc
     except OSError as exc:
         raise IngestError(f"{label}: cannot read: {exc.strerror or exc}") from exc
+
+
+def _decompress(config: Config, local: Path, filename: str, label: str, staged: _Staged) -> Digest:
+    """Digest ``local`` while decompressing it into ``staged``, within the ceiling and the room."""
+    ceiling = config.max_uncompressed_bytes
+    folder = staged.path.parent
+    if staged.room < 1:
+        raise TransientError(
+            f"{label}: no room to decompress in {folder} (free space is below the reserve)"
+        )
+    try:
+        digest = _digest(
+            local, filename, label, _StagingWriter(staged.handle, label), min(ceiling, staged.room)
+        )
+    except TooLarge as exc:
+        if exc.limit < ceiling:
+            raise TransientError(
+                f"{label}: not enough room to decompress in {folder}: the data grows past the "
+                f"{staged.room} bytes free there (less a reserve); stopped, copy removed"
+            ) from exc
+        raise IngestError(
+            f"{label}: decompresses to more than {ceiling} bytes (max_uncompressed_bytes); "
+            "not ingested"
+        ) from exc
+    try:
+        staged.handle.close()
+    except OSError as exc:
+        raise TransientError(f"{label}: cannot write a decompressed copy: {exc}") from exc
+    return digest
 
 
 def _check_stable(config: Config, path: str, filename: str, before: StoredStat) -> None:
@@ -316,12 +369,9 @@ def _read_and_record(
                 fitsverify_run = _enter(stack, start_fitsverify(local))
             digest = _digest(local, filename, label)
         else:
-            readable, handle = stack.enter_context(_staged_copy(config, label))
-            digest = _digest(local, filename, label, _StagingWriter(handle, label))
-            try:
-                handle.close()
-            except OSError as exc:
-                raise TransientError(f"{label}: cannot write a decompressed copy: {exc}") from exc
+            staged = stack.enter_context(_staged_copy(config, label))
+            readable = staged.path
+            digest = _decompress(config, local, filename, label, staged)
         if previous is not None and digest.file_md5 == previous.md5:
             _check_stable(config, path, filename, stat)
             if _refresh_mtime(session, previous, stat):

@@ -28,7 +28,7 @@ def get_store(config: Config) -> Store:
         from fits_storage.storage.s3 import S3Store
 
         return S3Store(config.s3_bucket_name, config.s3_endpoint_url or None)
-    return LocalStore(config.storage_root)
+    return LocalStore(config.storage_root, config.file_mode)
 
 
 __all__ = [

@@ -5,13 +5,22 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from types import TracebackType
 
 from fits_storage.storage.base import CHUNK, StoredFile, check, file_md5, fsync_dir
 
-FILE_MODE = 0o644
+
+def _create_temporary(dest: Path) -> tuple[int, Path]:
+    """A new, exclusive ``.<name>.<random>.part`` beside ``dest``, created 0666 less the umask
+    (``mkstemp`` would force 0600, and a later chmod would have to guess the umask)."""
+    while True:
+        tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666), tmp
+        except FileExistsError:
+            continue
 
 
 class AtomicFile:
@@ -19,13 +28,17 @@ class AtomicFile:
 
     The temporary name starts with '.', which no accepted file name does, so it can never be
     mistaken for a real file. Leaving the ``with`` block without commit() removes it.
+
+    The file gets the permissions the process umask gives a new file (the system we replace
+    runs with ``UMask=0002`` so that staff can edit files in place), or ``mode`` when given
+    (the ``file_mode`` configuration key).
     """
 
-    def __init__(self, dest: Path) -> None:
+    def __init__(self, dest: Path, mode: int | None = None) -> None:
         self.dest = dest
+        self.mode = mode
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-        self.tmp = Path(tmp)
+        fd, self.tmp = _create_temporary(dest)
         self._file = os.fdopen(fd, "wb")
         self._md5 = hashlib.md5()
         self.size = 0
@@ -49,13 +62,14 @@ class AtomicFile:
         """
         try:
             self._file.flush()
+            if self.mode is not None:
+                os.fchmod(self._file.fileno(), self.mode)
             os.fsync(self._file.fileno())
             self._file.close()
             written = StoredFile(self.size, self.md5)
             check(written, md5, size, str(self.dest))
             if reread:
                 check(file_md5(self.tmp), written.md5, written.size, f"{self.dest} (re-read)")
-            os.chmod(self.tmp, FILE_MODE)
             os.replace(self.tmp, self.dest)
             self.done = True
         finally:
@@ -84,9 +98,11 @@ class AtomicFile:
             self.abort()
 
 
-def copy_atomic(source: Path, dest: Path, *, md5: str | None = None) -> StoredFile:
+def copy_atomic(
+    source: Path, dest: Path, *, md5: str | None = None, mode: int | None = None
+) -> StoredFile:
     """Copy ``source`` to ``dest`` atomically; the copy is re-read and must match the source."""
-    with AtomicFile(dest) as out, open(source, "rb") as handle:
+    with AtomicFile(dest, mode) as out, open(source, "rb") as handle:
         while chunk := handle.read(CHUNK):
             out.write(chunk)
         return out.commit(md5=md5, reread=True)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -48,15 +50,79 @@ class FileStat:
     md5: str | None = None
 
 
-def file_md5(path: Path) -> StoredFile:
-    """Size and md5 of a file, read in chunks (never the whole file in memory)."""
+class NotRegularFile(OSError):
+    """A symbolic link, directory, FIFO, device or socket where a regular file was expected."""
+
+
+def _kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a device"),
+        (stat.S_ISBLK, "a device"),
+    ):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """``path`` opened for reading only if it is itself a regular file (DESIGN §4).
+
+    ``O_NOFOLLOW`` refuses a symlink in the last component and ``O_NONBLOCK`` keeps a FIFO
+    from blocking the open; the type is then checked on the opened descriptor, so a name
+    swapped between a check and the open cannot slip through. Raises NotRegularFile.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise NotRegularFile(f"{path} is a symbolic link") from exc
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(f"{path} is {_kind(mode)}")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def kind_of(mode: int) -> str | None:
+    """None for a regular file, else what it is ("a symbolic link", "a FIFO"…), for messages."""
+    return None if stat.S_ISREG(mode) else _kind(mode)
+
+
+def handle_md5(handle: BinaryIO) -> StoredFile:
+    """Size and md5 of what is left to read in ``handle``, in chunks."""
     digest = hashlib.md5()
     size = 0
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
+    while chunk := handle.read(CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
     return StoredFile(size, digest.hexdigest())
+
+
+def file_md5(path: Path) -> StoredFile:
+    """Size and md5 of a file, read in chunks (never the whole file in memory)."""
+    with open(path, "rb") as handle:
+        return handle_md5(handle)
+
+
+RESERVE_FRACTION = 0.05
+RESERVE_CAP = 1 << 30
+
+
+def room_in(directory: Path) -> int:
+    """Bytes that may still be written under ``directory``: its free space less a reserve
+    (5% of the filesystem, at most 1 GiB), so that one writer never fills the disk for all."""
+    st = os.statvfs(directory)
+    reserve = min(int(st.f_blocks * st.f_frsize * RESERVE_FRACTION), RESERVE_CAP)
+    return st.f_bavail * st.f_frsize - reserve
 
 
 def fsync_dir(directory: Path) -> None:

@@ -14,8 +14,10 @@ from fits_storage.storage.names import relative_name
 
 
 class LocalStore(Store):
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, file_mode: int | None = None) -> None:
+        """``file_mode``: permissions of stored files; None leaves them to the umask."""
         self.root = Path(root)
+        self.file_mode = file_mode
 
     def path_of(self, filename: str, path: str = "") -> Path:
         """The file's place on disk (names checked, so it is always inside the root)."""
@@ -33,7 +35,7 @@ class LocalStore(Store):
             check(here, md5, None, str(source))
             if there == here:
                 return there
-        return copy_atomic(Path(source), dest, md5=md5)
+        return copy_atomic(Path(source), dest, md5=md5, mode=self.file_mode)
 
     def stat(self, filename: str, path: str = "") -> FileStat | None:
         try:

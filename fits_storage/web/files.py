@@ -1,7 +1,9 @@
 """``GET /file/<name>``: one file's bytes, streamed from the data store.
 
 A file stored compressed is served decompressed when asked for without ``.bz2``, and a plain
-one compressed when asked for with it, on the fly and in chunks.
+one compressed when asked for with it, on the fly and in chunks. Decompression is bounded
+(:mod:`fits_storage.storage.compression`): blocks of 1 MiB, and never more than the data size
+the response announced, so a bz2 bomb costs the server no memory.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from sqlalchemy import select
 
 from fits_storage.orm import DiskFile
 from fits_storage.storage import CHUNK, BadName, NotInStore, StorageError
+from fits_storage.storage.compression import decompressed
 from fits_storage.storage.names import check_component
 from fits_storage.web.filelist import bz2_forms
 from fits_storage.web.state import app_state, read_session
@@ -42,16 +45,11 @@ def _compressed(handle: BinaryIO) -> Iterator[bytes]:
         handle.close()
 
 
-def _decompressed(handle: BinaryIO) -> Iterator[bytes]:
-    decompressor = bz2.BZ2Decompressor()
+def _decompressed(handle: BinaryIO, size: int) -> Iterator[bytes]:
+    """The data of a bz2 stream, at most ``size`` bytes (the Content-Length sent): more, or
+    corrupt data, ends the response early rather than sending what was not announced."""
     try:
-        while data := handle.read(CHUNK):
-            while data:
-                yield decompressor.decompress(data)
-                if not decompressor.eof:
-                    break
-                data = decompressor.unused_data  # concatenated bz2 streams (as from pbzip2)
-                decompressor = bz2.BZ2Decompressor()
+        yield from decompressed(_raw(handle), "bz2", limit=size, block=CHUNK)
     finally:
         handle.close()
 
@@ -82,7 +80,8 @@ def get_file(request: Request, name: str) -> StreamingResponse:
     if diskfile.filename == name:
         body, headers["Content-Length"] = _raw(handle), str(diskfile.file_size)
     elif diskfile.filename == name + ".bz2":
-        body, headers["Content-Length"] = _decompressed(handle), str(diskfile.data_size)
+        body = _decompressed(handle, diskfile.data_size)
+        headers["Content-Length"] = str(diskfile.data_size)
     else:
         body = _compressed(handle)
     media = "application/x-bzip2" if name.endswith(".bz2") else "application/fits"
