@@ -19,6 +19,10 @@ from pathlib import Path
 from typing import Any
 
 SYSTEM_CONFIG_FILES = ("/etc/fits_storage.conf", "~/.fits_storage.conf")
+# The system's own files under storage_root: hidden, so no data name can reach them.
+SYSTEM_DIR = ".fits_storage"
+SQLITE_NAME = "fits_storage.db"
+SQLITE_SIDECARS = ("", "-wal", "-shm", "-journal")
 ENV_ALIASES = {"FITS_STORAGE_ROOT": "storage_root", "FITS_STORAGE_DB_URL": "database_url"}
 
 
@@ -99,6 +103,7 @@ KEYS: dict[str, tuple[str, str]] = {
     "queue_lease_seconds": ("seconds", "60"),
     "queue_max_attempts": ("posint", "5"),
     "queue_poll_seconds": ("seconds", "2"),
+    "upload_read_timeout": ("seconds", "60"),
 }
 
 
@@ -127,7 +132,28 @@ class Config:
     queue_lease_seconds: float
     queue_max_attempts: int
     queue_poll_seconds: float
+    upload_read_timeout: float
     sources: tuple[str, ...] = ()
+
+    @property
+    def system_dir(self) -> Path:
+        """The hidden directory of storage_root holding what the system owns by default."""
+        return self.storage_root / SYSTEM_DIR
+
+    def system_paths(self) -> tuple[Path, ...]:
+        """Everything on local disk the system owns (database, logs, locks, staging, the DHS
+        disk): no uploaded or copied file name may reach any of these (DESIGN §4)."""
+        paths = [
+            self.system_dir,
+            self.upload_staging_dir,
+            self.log_dir,
+            self.lockfile_dir,
+            self.dhs_perm,
+        ]
+        database = sqlite_file(self.database_url)
+        if database is not None:
+            paths += [database.with_name(database.name + s) for s in SQLITE_SIDECARS]
+        return tuple(paths)
 
     def replace(self, **changes: Any) -> Config:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -195,15 +221,37 @@ def load_config(
     root = values["storage_root"]
     if root is None:
         raise ConfigError("configuration key 'storage_root' must not be empty")
-    values["upload_staging_dir"] = values["upload_staging_dir"] or root / "upload_staging"
-    values["log_dir"] = values["log_dir"] or root / "logs"
-    values["lockfile_dir"] = values["lockfile_dir"] or root / "locks"
+    system = root / SYSTEM_DIR
+    values["upload_staging_dir"] = values["upload_staging_dir"] or system / "upload_staging"
+    values["log_dir"] = values["log_dir"] or system / "logs"
+    values["lockfile_dir"] = values["lockfile_dir"] or system / "locks"
     values["dhs_perm"] = values["dhs_perm"] or root / "dhs"
     if not values["database_url"]:
-        values["database_url"] = f"sqlite:///{root / 'fits_storage.db'}"
+        values["database_url"] = f"sqlite:///{default_sqlite_file(root)}"
     if values["using_s3"] and not values["s3_bucket_name"]:
         raise ConfigError("configuration key 's3_bucket_name' must be set when using_s3 is true")
     return Config(**values, sources=tuple(sources))
+
+
+def default_sqlite_file(root: Path) -> Path:
+    """``storage_root/.fits_storage/fits_storage.db``, or the database an earlier version made
+    at ``storage_root/fits_storage.db`` while it is the only one (its name is then reserved)."""
+    current, earlier = root / SYSTEM_DIR / SQLITE_NAME, root / SQLITE_NAME
+    return earlier if earlier.is_file() and not current.exists() else current
+
+
+def sqlite_file(database_url: str) -> Path | None:
+    """The file of an SQLite database URL, or None (another database, or in memory)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(database_url)
+    except ArgumentError:
+        return None
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database).absolute()
 
 
 _current: Config | None = None

@@ -288,3 +288,10 @@ def header_value_matches(expected: object) -> object:
     import pytest
 
     return pytest.approx(expected) if isinstance(expected, float) else expected
+
+
+def fits_bytes(payload: bytes = b"") -> bytes:
+    """Whole FITS bytes carrying ``payload`` as the data of a one-HDU ``BITPIX = 8`` image: for
+    tests that need a valid upload with contents of their choosing."""
+    pixels = np.frombuffer(payload, dtype=np.uint8) if payload else None
+    return _hdulist_bytes(fits.HDUList([fits.PrimaryHDU(pixels)]))

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fits_storage.config import Config
 from fits_storage.storage.atomic import AtomicFile, copy_atomic
 from fits_storage.storage.base import (
@@ -19,7 +21,15 @@ from fits_storage.storage.base import (
     file_md5,
 )
 from fits_storage.storage.local import LocalStore
-from fits_storage.storage.names import BadName, check_path, relative_name, split_target
+from fits_storage.storage.names import (
+    BadName,
+    ReservedName,
+    check_path,
+    check_unreserved,
+    relative_name,
+    reserved_within,
+    split_target,
+)
 
 
 def get_store(config: Config) -> Store:
@@ -28,7 +38,19 @@ def get_store(config: Config) -> Store:
         from fits_storage.storage.s3 import S3Store
 
         return S3Store(config.s3_bucket_name, config.s3_endpoint_url or None)
-    return LocalStore(config.storage_root)
+    return LocalStore(
+        config.storage_root, reserved_within(config.storage_root, config.system_paths())
+    )
+
+
+def staged_path(config: Config, filename: str, path: str = "") -> Path:
+    """Where an upload of ``path/filename`` is staged: checked as a data name, so it reaches
+    none of the system's own files, neither in the staging directory nor where it is stored."""
+    name = relative_name(filename, path)
+    owned = config.system_paths()
+    check_unreserved(name, reserved_within(config.storage_root, owned))
+    check_unreserved(name, reserved_within(config.upload_staging_dir, owned))
+    return config.upload_staging_dir / name
 
 
 __all__ = [
@@ -39,6 +61,7 @@ __all__ = [
     "LocalStore",
     "Md5Mismatch",
     "NotInStore",
+    "ReservedName",
     "StorageError",
     "StorageUnavailable",
     "Store",
@@ -49,4 +72,5 @@ __all__ = [
     "get_store",
     "relative_name",
     "split_target",
+    "staged_path",
 ]

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import tempfile
+import time
 from pathlib import Path
 from types import TracebackType
 
 from fits_storage.storage.base import CHUNK, StoredFile, check, file_md5, fsync_dir
 
 FILE_MODE = 0o644
+STALE_SECONDS = 3600  # a temporary file not written to for this long belongs to no one
 
 
 class AtomicFile:
@@ -89,3 +92,24 @@ def copy_atomic(source: Path, dest: Path, *, md5: str | None = None) -> StoredFi
         while chunk := handle.read(CHUNK):
             out.write(chunk)
         return out.commit(md5=md5, reread=True)
+
+
+def remove_stale_parts(root: Path, older_than: float = STALE_SECONDS) -> list[Path]:
+    """Remove AtomicFile temporaries (``.<name>.<random>.part``) anywhere under ``root`` not
+    written to for ``older_than`` seconds: left by a process that died mid-write. The age
+    spares those another live process is writing. Symlinks are not followed."""
+    cutoff = time.time() - older_than
+    removed = []
+    for directory, _, names in os.walk(root):
+        for name in names:
+            if not (name.startswith(".") and name.endswith(".part")):
+                continue
+            path = Path(directory, name)
+            try:
+                st = path.lstat()
+                if stat.S_ISREG(st.st_mode) and st.st_mtime < cutoff:
+                    path.unlink()
+                    removed.append(path)
+            except FileNotFoundError:
+                continue
+    return removed
