@@ -71,6 +71,19 @@ def _parse_non_negative_float(text: str) -> float:
     return value
 
 
+_BYTE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def _parse_bytes(text: str) -> int:
+    """A size in bytes: a whole number, or one with a K, M, G or T suffix (powers of 1024)."""
+    stripped = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = stripped[-1:] if stripped[-1:] in _BYTE_UNITS else ""
+    value = int(stripped[: len(stripped) - len(unit)].strip()) * _BYTE_UNITS[unit]
+    if value < 1:
+        raise ValueError(f"expected a size of at least 1 byte, such as 4G, got {text!r}")
+    return value
+
+
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "str": str.strip,
     "bool": _parse_bool,
@@ -78,6 +91,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "path": _parse_path,
     "posint": _parse_positive_int,
     "seconds": _parse_non_negative_float,
+    "bytes": _parse_bytes,
 }
 
 # key: (type, built-in default as it would be written in a file)
@@ -103,6 +117,7 @@ KEYS: dict[str, tuple[str, str]] = {
     "queue_lease_seconds": ("seconds", "60"),
     "queue_max_attempts": ("posint", "5"),
     "queue_poll_seconds": ("seconds", "2"),
+    "max_uncompressed_bytes": ("bytes", "4G"),
     "upload_read_timeout": ("seconds", "60"),
 }
 
@@ -132,6 +147,7 @@ class Config:
     queue_lease_seconds: float
     queue_max_attempts: int
     queue_poll_seconds: float
+    max_uncompressed_bytes: int
     upload_read_timeout: float
     sources: tuple[str, ...] = ()
 

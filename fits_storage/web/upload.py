@@ -10,8 +10,9 @@ it arrives, see ``upload.fitsstream``). The answer lists what was received:
 
 A client's mistake is a 4xx and leaves nothing behind (no file, no directory, no row): 400 a
 refused name or request, 408 a body that stalls for ``upload_read_timeout`` seconds, 409 a name
-that is a directory or lies under a file, 413 a compressed file that expands too far, 422 bytes
-that are not whole FITS; 507 says the staging disk is full.
+that is a directory or lies under a file, 413 a compressed file that expands past
+``max_uncompressed_bytes`` (counted, never kept), 422 bytes that are not whole FITS; 507 says
+the staging disk is full.
 """
 
 from __future__ import annotations
@@ -54,9 +55,6 @@ log = logging.getLogger("fits_storage.web.upload")
 AUTH_COOKIE = "gemini_fits_upload_auth"
 BUFFER = 1024 * 1024
 HEX_MD5 = re.compile(r"[0-9a-fA-F]{32}")
-# The most a compressed upload may expand to while its structure is checked (only counted,
-# never kept).
-MAX_UNCOMPRESSED_AT_DOOR = 8 * 1024**3
 
 
 def authorised(given: str | None, secrets: tuple[str, ...]) -> bool:
@@ -149,7 +147,7 @@ class Staging:
         except OSError as exc:
             remove_dirs(self.created)
             raise disk_problem(exc) from exc
-        self.check = checker_for(filename, MAX_UNCOMPRESSED_AT_DOOR)
+        self.check = checker_for(filename, config.max_uncompressed_bytes)
         self.bad: NotFits | None = None
 
     def write(self, data: bytes) -> None:
