@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from fits_storage.config import Config
 from fits_storage.db.engine import make_engine, make_session_factory
 from fits_storage.db.schema import create_tables
-from fits_storage.orm import FileUploadLog
+from fits_storage.orm import FileUploadLog, UploadQueue
 from fits_storage.storage import ReservedName, get_store
 from fits_storage.upload import StoreOutcome, store_upload
 from tests import fitsdata
@@ -61,7 +61,9 @@ def run(config: Config, command: str) -> None:
     """One of the system's commands, to the end of its queue."""
     result = subprocess.run(
         [sys.executable, "-m", f"fits_storage.cli.{command}", "--empty"],
-        env=environ_for(config),
+        env=environ_for(
+            config, FITS_STORAGE_MAX_UNCOMPRESSED_BYTES=str(config.max_uncompressed_bytes)
+        ),
         capture_output=True,
         text=True,
         timeout=180,
@@ -157,28 +159,26 @@ def test_names_reaching_configured_system_paths_are_refused(tmp_path: Path, db_u
 
 # -- item 4: FITS structure checked at the door -------------------------------------------------
 
-BROKEN = {
+BROKEN_AT_THE_DOOR = {
     "truncated": ("N1.fits", lambda d: fitsdata.write_truncated(d / "f").read_bytes()),
     "unpadded": ("N1.fits", lambda d: fitsdata.write_unpadded(d / "f").read_bytes()),
     "garbage tail": ("N1.fits", lambda d: fitsdata.write_garbage_tail(d / "f").read_bytes()),
     "not FITS": ("N1.fits", lambda d: fitsdata.write_not_fits(d / "f").read_bytes()),
     "empty": ("N1.fits", lambda d: b""),
-    "cut bz2": ("N1.fits.bz2", lambda d: fitsdata.write_corrupt_bz2(d / "f.bz2").read_bytes()),
-    "bz2 of a truncated file": (
-        "N1.fits.bz2",
-        lambda d: bz2.compress(fitsdata.write_truncated(d / "f").read_bytes()),
-    ),
     "gz of text": ("N1.fits.gz", lambda d: gzip.compress(b"hello " * 1000)),
-    "bz2 then junk": ("N1.fits.bz2", lambda d: bz2.compress(fits_bytes(b"ok")) + b"junk"),
+    "bz2 of text": ("N1.fits.bz2", lambda d: bz2.compress(b"hello " * 1000)),
+    "not bz2": ("N1.fits.bz2", lambda d: fits_bytes(b"plain")),
+    "empty bz2": ("N1.fits.bz2", lambda d: b""),
+    "cut bz2": ("N1.fits.bz2", lambda d: fitsdata.write_corrupt_bz2(d / "f.bz2").read_bytes()),
 }
 
 
-@pytest.mark.parametrize("kind", sorted(BROKEN))
+@pytest.mark.parametrize("kind", sorted(BROKEN_AT_THE_DOOR))
 def test_broken_uploads_are_refused_and_leave_nothing(
     door: tuple[Config, ServerThread], tmp_path: Path, kind: str
 ) -> None:
     config, server = door
-    name, make = BROKEN[kind]
+    name, make = BROKEN_AT_THE_DOOR[kind]
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     answer = post(server, f"2025/new/{name}", make(scratch))
@@ -204,21 +204,64 @@ def test_good_uploads_of_every_form_are_accepted(
     for name, body in bodies.items():
         answer = post(server, name, body)
         assert answer.status_code == 200, (name, answer.text)
-    assert files_under(config.upload_staging_dir) == sorted(bodies)
+    run(config, "ingest_uploaded_file")
+    assert files_under(config.upload_staging_dir) == []
+    for name, body in bodies.items():
+        assert (config.storage_root / name).read_bytes() == body
 
 
-def test_compressed_upload_past_the_ceiling_is_refused(tmp_path: Path, db_url: str) -> None:
+BROKEN_INSIDE = {
+    "bz2 cut after its first block": lambda d: bz2.compress(fits_bytes(os.urandom(2 << 20)))[
+        :-1000
+    ],
+    "bz2 of a truncated file": lambda d: bz2.compress(
+        fitsdata.write_truncated(d / "f").read_bytes()
+    ),
+    "bz2 then junk": lambda d: bz2.compress(fits_bytes(b"ok")) + b"junk",
+    "bz2 bomb": lambda d: bz2.compress(fits_bytes(bytes(64 * 1024 * 1024))),  # ~50 bytes/MiB
+}
+
+
+def test_compressed_uploads_broken_inside_never_replace_the_stored_file(
+    tmp_path: Path, db_url: str
+) -> None:
+    """The door reads a compressed upload only as far as its first header (decompressing it
+    all would cost the exporter a third of its compression time again); ingest_uploaded_file
+    checks it whole, with the ceiling, before it may replace the stored version."""
     config = make_test_config(
-        tmp_path, db_url, upload_auth_cookie=SECRET, max_uncompressed_bytes="1M"
+        tmp_path, db_url, upload_auth_cookie=SECRET, max_uncompressed_bytes="16M"
     )
-    bomb = bz2.compress(fits_bytes(bytes(64 * 1024 * 1024)))  # whole FITS, ~50 bytes per MiB
+    good = bz2.compress(fits_bytes(b"the good version"))
     with ServerThread(config) as server:
-        answer = post(server, "N1.fits.bz2", bomb)
-        assert answer.status_code == 413, answer.text
-        assert "ceiling" in answer.json()["detail"]
-        answer = post(server, "N2.fits.bz2", bz2.compress(fits_bytes(b"small")))
-        assert answer.status_code == 200, answer.text
-    assert files_under(config.upload_staging_dir) == ["N2.fits.bz2"]
+        for kind in BROKEN_INSIDE:
+            assert post(server, f"{kind.replace(' ', '_')}.fits.bz2", good).status_code == 200
+        run(config, "ingest_uploaded_file")
+        for kind, make in BROKEN_INSIDE.items():
+            scratch = tmp_path / kind.replace(" ", "_")
+            scratch.mkdir()
+            answer = post(server, f"{kind.replace(' ', '_')}.fits.bz2", make(scratch))
+            assert answer.status_code == 200, (kind, answer.text)
+    result = subprocess.run(
+        [sys.executable, "-m", "fits_storage.cli.ingest_uploaded_file", "--empty"],
+        env=environ_for(config, FITS_STORAGE_MAX_UNCOMPRESSED_BYTES="16M"),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert "Traceback" not in result.stderr
+    with sessions(config)() as session:
+        failed = dict(
+            session.execute(
+                select(UploadQueue.filename, UploadQueue.error).where(
+                    UploadQueue.status == "failed"
+                )
+            ).all()
+        )
+    for kind in BROKEN_INSIDE:
+        name = f"{kind.replace(' ', '_')}.fits.bz2"
+        assert (config.storage_root / name).read_bytes() == good, kind
+        assert "not a complete FITS file" in failed[name], kind
+    assert "ceiling" in failed["bz2_bomb.fits.bz2"]
 
 
 def served(server: ServerThread, name: str) -> tuple[bytes, CaseInsensitiveDict]:

@@ -54,7 +54,7 @@ def log_rows(session: Session) -> list[tuple[str, bool | None, bool]]:
 
 
 def test_stores_locally_and_queues_ingest(config: Config, session: Session) -> None:
-    data = os.urandom(100_000)
+    data = bz2.compress(fits_bytes(os.urandom(100_000)))
     received = stage(config, session, "N20251123S0042.fits.bz2", "2025", data)
     outcome = store_upload(session, config, "N20251123S0042.fits.bz2", "2025")
     session.commit()

@@ -4,9 +4,13 @@ The archive refuses a bad upload at the door (DESIGN §4) so that a truncated or
 re-upload never replaces a good stored file. The check needs no second read and no memory
 beyond one header: every HDU must start with a header that parses (SIMPLE first, XTENSION
 after), the data units its keywords describe must follow in whole 2880-byte blocks, and the
-bytes must end exactly where the last one does. A ``.bz2`` or ``.gz`` upload is decompressed as
+bytes must end exactly where the last one does. A ``.bz2`` or ``.gz`` file is decompressed as
 it streams, in bounded pieces, and refused once it expands past a ceiling; nothing decompressed
 is kept.
+
+Decompressing costs a third of what compressing did, and the exporter waits for the answer, so
+the web app checks a compressed upload only as far as its first header (:func:`door_check`) and
+``ingest_uploaded_file`` checks it whole (:func:`check_file`) before it may replace a stored file.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import bz2
 import math
 import zlib
+from pathlib import Path
 from typing import Protocol
 
 from astropy.io import fits
@@ -34,6 +39,8 @@ class ExpandsTooFar(NotFits):
 
 
 class Checker(Protocol):
+    hdus: int  # whole headers read so far
+
     def feed(self, data: bytes) -> None: ...
 
     def finish(self) -> None: ...
@@ -123,10 +130,14 @@ class FitsStructure:
 
 class Expanding:
     """Compressed bytes (bzip2 or gzip; concatenated streams too, as from pbzip2) fed to
-    ``inner`` decompressed, a piece at a time, and never more than ``limit`` bytes in all."""
+    ``inner`` decompressed, a piece at a time, and never more than ``limit`` bytes in all.
+    With ``first_header_only`` it stops decompressing once ``inner`` has read a header."""
 
-    def __init__(self, kind: str, inner: Checker, limit: int) -> None:
+    def __init__(
+        self, kind: str, inner: Checker, limit: int, *, first_header_only: bool = False
+    ) -> None:
         self.kind, self.inner, self.limit = kind, inner, limit
+        self.first_header_only = first_header_only
         self.expanded = 0
         self._streams = 0
         self._decompressor: bz2.BZ2Decompressor | zlib._Decompress | None = None
@@ -138,7 +149,7 @@ class Expanding:
     def feed(self, data: bytes) -> None:
         pending, full = data, False
         try:
-            while pending or full:
+            while (pending or full) and not self.enough:
                 if self._decompressor is None:
                     self._decompressor = self._new()
                 out = self._decompressor.decompress(pending, PIECE)
@@ -152,9 +163,19 @@ class Expanding:
             raise NotFits(f"not valid {self.kind} data: {exc}") from exc
 
     def finish(self) -> None:
+        if self.enough:
+            return
         if self._decompressor is not None or not self._streams:
             raise NotFits(f"the {self.kind} stream is cut short")
         self.inner.finish()
+
+    @property
+    def hdus(self) -> int:
+        return self.inner.hdus
+
+    @property
+    def enough(self) -> bool:
+        return self.first_header_only and self.inner.hdus > 0
 
     def _emit(self, out: bytes) -> None:
         self.expanded += len(out)
@@ -164,14 +185,54 @@ class Expanding:
             self.inner.feed(out)
 
 
-def checker_for(filename: str, limit: int) -> Checker:
-    """The structure check for an upload named ``filename`` (``.bz2``/``.gz``: compressed)."""
+def checker_for(filename: str, limit: int, *, first_header_only: bool = False) -> Checker:
+    """The structure check for a file named ``filename`` (``.bz2``/``.gz``: compressed; with
+    ``first_header_only`` a compressed one is read only as far as its first header)."""
     lowered = filename.lower()
-    if lowered.endswith(".bz2"):
-        return Expanding("bz2", FitsStructure(), limit)
-    if lowered.endswith(".gz"):
-        return Expanding("gz", FitsStructure(), limit)
+    for suffix, kind in ((".bz2", "bz2"), (".gz", "gz")):
+        if lowered.endswith(suffix):
+            return Expanding(kind, FitsStructure(), limit, first_header_only=first_header_only)
     return FitsStructure()
+
+
+class DoorCheck:
+    """What the web app checks while an upload streams in: a plain file whole, a compressed one
+    until its first header has parsed (the rest is ``check_file``'s, in the worker). After a
+    problem it only waits for the end of the body, so that the client reads the answer."""
+
+    def __init__(self, filename: str, limit: int) -> None:
+        self._check = checker_for(filename, limit, first_header_only=True)
+        self.problem: NotFits | None = None
+
+    def feed(self, data: bytes) -> None:
+        if self.problem is None:
+            try:
+                self._check.feed(data)
+            except NotFits as exc:
+                self.problem = exc
+
+    def finish(self) -> None:
+        """Raise the first problem seen, if any."""
+        if self.problem is None:
+            try:
+                self._check.finish()
+            except NotFits as exc:
+                self.problem = exc
+        if self.problem is not None:
+            raise self.problem
+
+
+def check_file(path: Path, filename: str, limit: int) -> None:
+    """Check a whole file on disk as ``filename`` (compression from its name); NotFits if bad."""
+    check = checker_for(filename, limit)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(PIECE):
+            check.feed(chunk)
+    check.finish()
+
+
+def is_compressed(filename: str) -> bool:
+    return filename.lower().endswith((".bz2", ".gz"))
 
 
 def _padded(size: int) -> int:

@@ -9,8 +9,10 @@ and run again:
    does from its rename to the commit of its log row: so the log rows of the claimed bytes are
    committed and seen, and log order is the order of the renames (the last writer is the last
    row);
-2. the claimed file is stored (local tree or S3) and verified; a store that already holds those
-   bytes is a no-op;
+2. a compressed upload, which the web app checked only as far as its first header, is checked
+   whole (``fitsstream.check_file``, bounded by ``max_uncompressed_bytes``): bad bytes fail the
+   entry and never replace the stored file; then the claimed file is stored (local tree or S3)
+   and verified; a store that already holds those bytes is a no-op;
 3. the ingest entry is added and the ``fileuploadlog`` rows of those bytes marked stored;
 4. the claimed file is removed — before the runner commits, so a crash between the two leaves no
    staged file but a stored one, which a re-run recognises from the unstored log rows and
@@ -43,6 +45,7 @@ from fits_storage.storage import (
     staged_path,
 )
 from fits_storage.storage.base import fsync_dir
+from fits_storage.upload.fitsstream import NotFits, check_file, is_compressed
 
 if TYPE_CHECKING:
     from fits_storage.service.worker import WorkContext
@@ -123,6 +126,14 @@ def store_upload(
     if claimed.exists():
         if problem := store.clash(filename, path):
             raise PermanentError(f"cannot store {label}: {problem}")
+        if is_compressed(filename):
+            try:
+                check_file(claimed, filename, config.max_uncompressed_bytes)
+            except NotFits as exc:
+                raise PermanentError(
+                    f"{label} not stored (any stored version is untouched): not a complete "
+                    f"FITS file: {exc}"
+                ) from exc
         stored = store.store(claimed, filename, path)
         if not mark_stored(session, filename, path, stored):
             log.warning("%s: no upload log row has md5 %s; stored anyway", label, stored.md5)

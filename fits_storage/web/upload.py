@@ -4,15 +4,15 @@ The shared secret comes in the cookie ``gemini_fits_upload_auth``. The body is s
 temporary name beside its destination (never held in memory), hashed as it arrives, and renamed
 to ``upload_staging_dir/<path>/<filename>`` only once it is complete, fsynced and matches the md5
 the client stated, if it stated one: header ``Content-MD5`` (32 hex digits, or base64 of the
-16-byte digest as in RFC 1864) or query parameter ``md5=<hex>``, and is whole FITS (checked as
-it arrives, see ``upload.fitsstream``). The answer lists what was received:
+16-byte digest as in RFC 1864) or query parameter ``md5=<hex>``, and passes the FITS structure
+check as it arrives (whole for a plain file, the first header of a compressed one: see
+``upload.fitsstream``). The answer lists what was received:
 ``[{"filename", "path", "size", "md5"}]``.
 
 A client's mistake is a 4xx and leaves nothing behind (no file, no directory, no row): 400 a
 refused name or request, 408 a body that stalls for ``upload_read_timeout`` seconds, 409 a name
-that is a directory or lies under a file, 413 a compressed file that expands past
-``max_uncompressed_bytes`` (counted, never kept), 422 bytes that are not whole FITS; 507 says
-the staging disk is full.
+that is a directory or lies under a file, 422 bytes that are not FITS; 507 says the staging disk
+is full.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from fits_storage.storage import (
     staged_path,
 )
 from fits_storage.storage.base import tree_clash
-from fits_storage.upload.fitsstream import ExpandsTooFar, NotFits, checker_for
+from fits_storage.upload.fitsstream import DoorCheck, NotFits
 from fits_storage.upload.store import lock_upload_name
 from fits_storage.web.state import app_state
 
@@ -147,32 +147,23 @@ class Staging:
         except OSError as exc:
             remove_dirs(self.created)
             raise disk_problem(exc) from exc
-        self.check = checker_for(filename, config.max_uncompressed_bytes)
-        self.bad: NotFits | None = None
+        self.check = DoorCheck(filename, config.max_uncompressed_bytes)
 
     def write(self, data: bytes) -> None:
-        """Write and check ``data``; after the first structure problem only count bytes."""
-        if self.bad is None:
-            try:
-                self.check.feed(data)
-            except NotFits as exc:
-                self.bad = exc
+        """Write and check ``data`` (after a structure problem the check only waits for the
+        end of the body, to answer it)."""
+        self.check.feed(data)
         try:
             self.out.write(data)
         except OSError as exc:
             raise disk_problem(exc) from exc
 
     def finish(self) -> None:
-        """Raise Refused unless the bytes were whole FITS (then only commit() is left)."""
-        if self.bad is None:
-            try:
-                self.check.finish()
-            except NotFits as exc:
-                self.bad = exc
-        if isinstance(self.bad, ExpandsTooFar):
-            raise Refused(413, f"not accepted: {self.bad}")
-        if self.bad is not None:
-            raise Refused(422, f"not a complete FITS file: {self.bad}")
+        """Raise Refused unless the bytes passed the door's check (then only commit() is left)."""
+        try:
+            self.check.finish()
+        except NotFits as exc:
+            raise Refused(422, f"not a complete FITS file: {exc}") from exc
 
     def abort(self) -> None:
         if not self.out.done:
