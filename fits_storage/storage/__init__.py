@@ -43,14 +43,19 @@ def get_store(config: Config) -> Store:
     )
 
 
-def staged_path(config: Config, filename: str, path: str = "") -> Path:
-    """Where an upload of ``path/filename`` is staged: checked as a data name, so it reaches
-    none of the system's own files, neither in the staging directory nor where it is stored."""
+def check_data_name(config: Config, filename: str, path: str = "") -> str:
+    """``path/filename`` if it may name data: the checked alphabet, and reaching none of the
+    system's own files where data names become paths (storage_root, upload_staging_dir)."""
     name = relative_name(filename, path)
     owned = config.system_paths()
-    check_unreserved(name, reserved_within(config.storage_root, owned))
-    check_unreserved(name, reserved_within(config.upload_staging_dir, owned))
-    return config.upload_staging_dir / name
+    for root in (config.storage_root, config.upload_staging_dir):
+        check_unreserved(name, reserved_within(root, owned))
+    return name
+
+
+def staged_path(config: Config, filename: str, path: str = "") -> Path:
+    """Where an upload of ``path/filename`` is staged (the name checked as data)."""
+    return config.upload_staging_dir / check_data_name(config, filename, path)
 
 
 __all__ = [
@@ -66,6 +71,7 @@ __all__ = [
     "StorageUnavailable",
     "Store",
     "StoredFile",
+    "check_data_name",
     "check_path",
     "copy_atomic",
     "file_md5",

@@ -40,9 +40,9 @@ from fits_storage.storage import (
     AtomicFile,
     Store,
     StoredFile,
+    check_data_name,
     relative_name,
     split_target,
-    staged_path,
 )
 from fits_storage.storage.base import tree_clash
 from fits_storage.upload.fitsstream import DoorCheck, NotFits
@@ -106,14 +106,17 @@ def make_parents(root: Path, directory: Path) -> list[Path]:
     while place != root and not place.is_dir():
         missing.append(place)
         place = place.parent
-    created = []
+    created: list[Path] = []
     try:
         for place in reversed(missing):
             place.mkdir()
             created.append(place)
-    except FileExistsError:
+    except (FileExistsError, NotADirectoryError):
         remove_dirs(created)
         raise Refused(409, f"{place.relative_to(root)} is a file, not a directory") from None
+    except OSError as exc:
+        remove_dirs(created)
+        raise disk_problem(exc) from exc
     return created
 
 
@@ -132,10 +135,8 @@ class Staging:
 
     def __init__(self, config: Config, store: Store, filename: str, path: str) -> None:
         staging = config.upload_staging_dir.resolve()
-        self.dest = staging / staged_path(config, filename, path).relative_to(
-            config.upload_staging_dir
-        )
-        name = relative_name(filename, path)
+        name = check_data_name(config, filename, path)
+        self.dest = staging / name
         if problem := tree_clash(staging, name) or store.clash(filename, path):
             raise Refused(409, problem)
         self.created = make_parents(staging, self.dest.parent)
@@ -264,7 +265,9 @@ async def receive(request: Request, target: str, md5: str | None) -> list[dict]:
         if expected_size is not None and received != expected_size:
             raise Refused(400, f"received {received} bytes, Content-Length said {expected_size}")
         if expected_md5 is not None and staging.out.md5 != expected_md5:
-            log.warning("upload of %s: md5 %s, client stated %s", target, staging.out.md5, md5)
+            log.warning(
+                "upload of %s: md5 %s, client stated %s", target, staging.out.md5, expected_md5
+            )
             raise Refused(400, f"md5 mismatch: received {staging.out.md5}, stated {expected_md5}")
         await run_in_threadpool(staging.finish)
         try:
