@@ -22,6 +22,10 @@ from typing import Any
 
 SYSTEM_CONFIG_FILES = ("/etc/fits_storage.conf", "~/.fits_storage.conf")
 ENV_PREFIX = "FITS_STORAGE_"
+# The system's own files under storage_root: hidden, so no data name can reach them.
+SYSTEM_DIR = ".fits_storage"
+SQLITE_NAME = "fits_storage.db"
+SQLITE_SIDECARS = ("", "-wal", "-shm", "-journal")
 ENV_ALIASES = {"FITS_STORAGE_ROOT": "storage_root", "FITS_STORAGE_DB_URL": "database_url"}
 # Variables with the prefix that are not configuration keys (the test suite's and benchmarks').
 ENV_NOT_KEYS = ("FITS_STORAGE_CONFIG", "FITS_STORAGE_TEST_PG_URL", "FITS_STORAGE_BENCH_PG_URL")
@@ -129,6 +133,19 @@ def _parse_bytes(text: str) -> int:
     return value
 
 
+_BYTE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def _parse_bytes(text: str) -> int:
+    """A size in bytes: a whole number, or one with a K, M, G or T suffix (powers of 1024)."""
+    stripped = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = stripped[-1:] if stripped[-1:] in _BYTE_UNITS else ""
+    value = int(stripped[: len(stripped) - len(unit)].strip()) * _BYTE_UNITS[unit]
+    if value < 1:
+        raise ValueError(f"expected a size of at least 1 byte, such as 4G, got {text!r}")
+    return value
+
+
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "str": str.strip,
     "database_url": _parse_database_url,
@@ -168,6 +185,7 @@ KEYS: dict[str, tuple[str, str]] = {
     "queue_max_run_seconds": ("positive_seconds", "3600"),
     "file_mode": ("mode", ""),
     "max_uncompressed_bytes": ("bytes", "4G"),
+    "upload_read_timeout": ("positive_seconds", "60"),
 }
 
 
@@ -199,8 +217,29 @@ class Config:
     queue_max_run_seconds: float
     file_mode: int | None
     max_uncompressed_bytes: int
+    upload_read_timeout: float
     sources: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()  # unknown keys, sections and variables, for the commands
+
+    @property
+    def system_dir(self) -> Path:
+        """The hidden directory of storage_root holding what the system owns by default."""
+        return self.storage_root / SYSTEM_DIR
+
+    def system_paths(self) -> tuple[Path, ...]:
+        """Everything on local disk the system owns (database, logs, locks, staging, the DHS
+        disk): no uploaded or copied file name may reach any of these (DESIGN §4)."""
+        paths = [
+            self.system_dir,
+            self.upload_staging_dir,
+            self.log_dir,
+            self.lockfile_dir,
+            self.dhs_perm,
+        ]
+        database = sqlite_file(self.database_url)
+        if database is not None:
+            paths += [database.with_name(database.name + s) for s in SQLITE_SIDECARS]
+        return tuple(paths)
 
     def replace(self, **changes: Any) -> Config:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -317,12 +356,13 @@ def load_config(
     root = values["storage_root"]
     if root is None:
         raise ConfigError("configuration key 'storage_root' must not be empty")
-    values["upload_staging_dir"] = values["upload_staging_dir"] or root / "upload_staging"
-    values["log_dir"] = values["log_dir"] or root / "logs"
-    values["lockfile_dir"] = values["lockfile_dir"] or root / "locks"
+    system = root / SYSTEM_DIR
+    values["upload_staging_dir"] = values["upload_staging_dir"] or system / "upload_staging"
+    values["log_dir"] = values["log_dir"] or system / "logs"
+    values["lockfile_dir"] = values["lockfile_dir"] or system / "locks"
     values["dhs_perm"] = values["dhs_perm"] or root / "dhs"
     if not values["database_url"]:
-        values["database_url"] = f"sqlite:///{root / 'fits_storage.db'}"
+        values["database_url"] = f"sqlite:///{default_sqlite_file(root)}"
     if values["using_s3"] and not values["s3_bucket_name"]:
         raise ConfigError("configuration key 's3_bucket_name' must be set when using_s3 is true")
     for key, (kind, _) in KEYS.items():
@@ -332,6 +372,27 @@ def load_config(
                 f"configuration key {key!r} ({where}): {values[key]} is not a directory"
             )
     return Config(**values, sources=tuple(sources), warnings=tuple(warnings))
+
+
+def default_sqlite_file(root: Path) -> Path:
+    """``storage_root/.fits_storage/fits_storage.db``, or the database an earlier version made
+    at ``storage_root/fits_storage.db`` while it is the only one (its name is then reserved)."""
+    current, earlier = root / SYSTEM_DIR / SQLITE_NAME, root / SQLITE_NAME
+    return earlier if earlier.is_file() and not current.exists() else current
+
+
+def sqlite_file(database_url: str) -> Path | None:
+    """The file of an SQLite database URL, or None (another database, or in memory)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(database_url)
+    except ArgumentError:
+        return None
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database).absolute()
 
 
 _current: Config | None = None

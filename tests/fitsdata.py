@@ -300,3 +300,10 @@ def write_raw_card_values(path: Path, values: Mapping[str, bytes]) -> Path:
         data[start + 10 : start + 80] = raw.ljust(70)
     path.write_bytes(bytes(data))
     return path
+
+
+def fits_bytes(payload: bytes = b"") -> bytes:
+    """Whole FITS bytes carrying ``payload`` as the data of a one-HDU ``BITPIX = 8`` image: for
+    tests that need a valid upload with contents of their choosing."""
+    pixels = np.frombuffer(payload, dtype=np.uint8) if payload else None
+    return _hdulist_bytes(fits.HDUList([fits.PrimaryHDU(pixels)]))

@@ -17,11 +17,20 @@ def write(path: Path, text: str) -> str:
 def test_defaults_put_everything_under_storage_root(tmp_path: Path) -> None:
     config = load_config(environ={"FITS_STORAGE_ROOT": str(tmp_path)}, files=[])
     assert config.storage_root == tmp_path
-    assert config.database_url == f"sqlite:///{tmp_path / 'fits_storage.db'}"
-    assert config.log_dir == tmp_path / "logs"
-    assert config.upload_staging_dir == tmp_path / "upload_staging"
+    system = tmp_path / ".fits_storage"  # hidden: no data name can reach it
+    assert config.database_url == f"sqlite:///{system / 'fits_storage.db'}"
+    assert config.log_dir == system / "logs"
+    assert config.lockfile_dir == system / "locks"
+    assert config.upload_staging_dir == system / "upload_staging"
     assert config.export_destinations == ()
     assert config.queue_lease_seconds == 60 and config.queue_max_attempts == 5
+
+
+def test_a_database_made_at_the_old_default_place_is_kept(tmp_path: Path) -> None:
+    (tmp_path / "fits_storage.db").write_bytes(b"")
+    config = load_config(environ={"FITS_STORAGE_ROOT": str(tmp_path)}, files=[])
+    assert config.database_url == f"sqlite:///{tmp_path / 'fits_storage.db'}"
+    assert tmp_path / "fits_storage.db-wal" in config.system_paths()
 
 
 def test_files_layer_later_wins_and_host_section_overrides_default(tmp_path: Path) -> None:

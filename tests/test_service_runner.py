@@ -165,13 +165,19 @@ def test_a_database_without_tables_stops_the_worker_with_a_clear_message(tmp_pat
 
 def test_demon_detaches_keeps_its_lock_and_logs_to_its_file(engine: Engine, config: Config) -> None:
     fill(engine, config, ["N20251123S0001.fits"])
-    starter = start_recording_worker(config, "bg", "--demon", "--lockfile")
+    previous = os.umask(0o002)  # as systemd's UMask=0002: the daemon must keep it
+    try:
+        starter = start_recording_worker(config, "bg", "--demon", "--lockfile")
+    finally:
+        os.umask(previous)
     # The starter returns once the daemon is detached and holds the lock as itself: the pid
     # is read at once, with no waiting for a later moment.
     assert starter.wait(30) == 0
     lock = config.lockfile_dir / "recording_worker-bg.lock"
     pid = int(lock.read_text())
     assert pid != starter.pid
+    status = Path(f"/proc/{pid}/status").read_text()
+    assert "Umask:\t0002" in status
     try:
         wait_for(lambda: done(engine) == ["N20251123S0001.fits"], 30, "the daemon's work")
         second = start_recording_worker(config, "bg", "--lockfile", "--empty")

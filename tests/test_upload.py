@@ -3,6 +3,7 @@ and the real command fed by the real web app."""
 
 from __future__ import annotations
 
+import bz2
 import hashlib
 import os
 import subprocess
@@ -24,7 +25,7 @@ from fits_storage.storage.s3 import S3Store
 from fits_storage.upload import StoreOutcome, store_upload
 from fits_storage.upload.store import claimed_path
 from tests.conftest import config_environ, make_test_config
-from tests.fitsdata import make_observatory_file
+from tests.fitsdata import fits_bytes, make_observatory_file
 from tests.processes import environ_for
 from tests.test_web import COOKIES, SECRET, ServerThread, files_under, free_port
 
@@ -54,7 +55,7 @@ def log_rows(session: Session) -> list[tuple[str, bool | None, bool]]:
 
 
 def test_stores_locally_and_queues_ingest(config: Config, session: Session) -> None:
-    data = os.urandom(100_000)
+    data = bz2.compress(fits_bytes(os.urandom(100_000)))
     received = stage(config, session, "N20251123S0042.fits.bz2", "2025", data)
     outcome = store_upload(session, config, "N20251123S0042.fits.bz2", "2025")
     session.commit()
@@ -181,7 +182,10 @@ def test_command_stores_what_the_web_app_received(
     tmp_path: Path, db_url: str, session_factory: sessionmaker[Session]
 ) -> None:
     config = make_test_config(tmp_path, db_url, upload_auth_cookie=SECRET)
-    bodies = {f"N20251123S00{i:02d}.fits.bz2": os.urandom(50_000 + i) for i in range(5)}
+    bodies = {
+        f"N20251123S00{i:02d}.fits.bz2": bz2.compress(fits_bytes(os.urandom(50_000 + i)))
+        for i in range(5)
+    }
     with ServerThread(config) as server:
         for name, body in bodies.items():
             answer = requests.post(

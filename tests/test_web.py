@@ -30,6 +30,7 @@ from fits_storage.storage import LocalStore, file_md5
 from fits_storage.storage.s3 import S3Store
 from fits_storage.web import create_app
 from tests.conftest import config_environ, make_test_config
+from tests.fitsdata import fits_bytes
 
 pytest_plugins = ["tests.s3server"]
 
@@ -102,8 +103,9 @@ def upload_entries(factory: sessionmaker[Session]) -> list[tuple[str, str, str]]
 def test_upload_stages_records_and_queues(
     server: ServerThread, archive_config: Config, session_factory: sessionmaker[Session]
 ) -> None:
-    body = os.urandom(3 * 1024 * 1024 + 7)
+    body = bz2.compress(fits_bytes(os.urandom(3 * 1024 * 1024 + 7)))
     md5 = hashlib.md5(body).hexdigest()
+    small = fits_bytes(b"xyz")
     answer = requests.post(
         f"{server.url}/upload_file/2025/N20251123S0042.fits.bz2", data=body, cookies=COOKIES
     )
@@ -111,7 +113,7 @@ def test_upload_stages_records_and_queues(
     assert answer.json() == [
         {"filename": "N20251123S0042.fits.bz2", "path": "2025", "size": len(body), "md5": md5}
     ]
-    answer = requests.post(f"{server.url}/upload_file/N1.fits", data=b"xyz", cookies=COOKIES)
+    answer = requests.post(f"{server.url}/upload_file/N1.fits", data=small, cookies=COOKIES)
     assert answer.json()[0]["path"] == ""
 
     staging = archive_config.upload_staging_dir
@@ -121,7 +123,7 @@ def test_upload_stages_records_and_queues(
     logged = uploads(session_factory)
     assert [(u.filename, u.path, u.size, u.md5) for u in logged] == [
         ("N20251123S0042.fits.bz2", "2025", len(body), md5),
-        ("N1.fits", "", 3, hashlib.md5(b"xyz").hexdigest()),
+        ("N1.fits", "", len(small), hashlib.md5(small).hexdigest()),
     ]
     assert logged[0].client == "127.0.0.1" and logged[0].stored is None
     assert upload_entries(session_factory) == [
@@ -131,24 +133,23 @@ def test_upload_stages_records_and_queues(
 
 
 def test_upload_streams_a_chunked_body(server: ServerThread, archive_config: Config) -> None:
-    digest = hashlib.md5()
+    body = fits_bytes(b"".join(bytes([i]) * (512 * 1024) for i in range(40)))
+    digest = hashlib.md5(body)
 
     def chunks() -> Iterator[bytes]:
-        for i in range(40):
-            block = bytes([i]) * (512 * 1024)
-            digest.update(block)
-            yield block
+        for start in range(0, len(body), 512 * 1024):
+            yield body[start : start + 512 * 1024]
 
     answer = requests.post(f"{server.url}/upload_file/big.fits", data=chunks(), cookies=COOKIES)
     assert answer.status_code == 200, answer.text
-    assert answer.json()[0]["size"] == 40 * 512 * 1024
+    assert answer.json()[0]["size"] == len(body)
     assert answer.json()[0]["md5"] == digest.hexdigest()
     assert file_md5(archive_config.upload_staging_dir / "big.fits").md5 == digest.hexdigest()
 
 
 @pytest.mark.parametrize("form", ["hex", "HEX", "base64", "query"])
 def test_upload_accepts_matching_stated_md5(server: ServerThread, form: str) -> None:
-    body = b"SIMPLE  =                    T" * 100
+    body = fits_bytes(b"SIMPLE  =                    T" * 100)
     digest = hashlib.md5(body)
     headers, params = {}, {}
     if form == "hex":
@@ -188,7 +189,7 @@ def test_upload_md5_mismatch_is_refused_and_leaves_nothing(
 ) -> None:
     answer = requests.post(
         f"{server.url}/upload_file/x.fits",
-        data=os.urandom(2 * 1024 * 1024),
+        data=fits_bytes(os.urandom(2 * 1024 * 1024)),
         cookies=COOKIES,
         headers=headers,
         params=params,
@@ -310,10 +311,10 @@ def test_client_disconnecting_mid_upload_leaves_no_file(
 def test_reupload_replaces_staged_file_atomically(
     server: ServerThread, archive_config: Config, session_factory: sessionmaker[Session]
 ) -> None:
-    for body in (b"first", b"second"):
+    for body in (fits_bytes(b"first"), fits_bytes(b"second")):
         answer = requests.post(f"{server.url}/upload_file/x.fits", data=body, cookies=COOKIES)
         assert answer.status_code == 200
-    assert (archive_config.upload_staging_dir / "x.fits").read_bytes() == b"second"
+    assert (archive_config.upload_staging_dir / "x.fits").read_bytes() == body
     assert files_under(archive_config.upload_staging_dir) == ["x.fits"]
     assert len(uploads(session_factory)) == 2
     assert upload_entries(session_factory) == [("x.fits", "", "waiting")]
@@ -513,9 +514,10 @@ def test_fits_storage_web_command_serves_uploads(archive_config: Config) -> None
                 pass
             assert time.monotonic() < deadline, "fits_storage_web did not start"
             time.sleep(0.1)
-        answer = requests.post(f"{url}/upload_file/N1.fits", data=b"abc", cookies=COOKIES)
+        body = fits_bytes(b"abc")
+        answer = requests.post(f"{url}/upload_file/N1.fits", data=body, cookies=COOKIES)
         assert answer.status_code == 200, answer.text
-        assert (archive_config.upload_staging_dir / "N1.fits").read_bytes() == b"abc"
+        assert (archive_config.upload_staging_dir / "N1.fits").read_bytes() == body
     finally:
         process.terminate()
         output = process.communicate(timeout=15)[0].decode()

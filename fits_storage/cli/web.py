@@ -25,7 +25,16 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
+    from fits_storage.db.engine import make_engine
     from fits_storage.web import create_app
+    from fits_storage.web.app import startup_problem
+
+    engine = make_engine(config.database_url)
+    problem = startup_problem(engine)
+    engine.dispose()
+    if problem:
+        print(f"fits_storage_web: not starting: {problem}", file=sys.stderr)
+        return 1
 
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the handler
     # that was installed before it started; with these no-op handlers a clean stop exits 0,

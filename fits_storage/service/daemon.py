@@ -191,13 +191,19 @@ def _daemonize(handlers: list[logging.Handler], lock: InstanceLock | None) -> No
         files_preserve=[k for k in keep if k is not None],
         signal_map={},
         working_directory="/",
-        umask=0o022,
+        umask=_current_umask(),  # stored files honour the umask the service was started with
     )
     context.open()
     if lock:
         lock.rewrite_pid()
     os.write(tell, b"1")
     os.close(tell)
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _install_signal_handlers(daemon: Daemon) -> None:

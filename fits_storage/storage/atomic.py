@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import stat
+import time
 from pathlib import Path
 from types import TracebackType
 
@@ -21,6 +23,9 @@ def _create_temporary(dest: Path) -> tuple[int, Path]:
             return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666), tmp
         except FileExistsError:
             continue
+
+
+STALE_SECONDS = 3600  # a temporary file not written to for this long belongs to no one
 
 
 class AtomicFile:
@@ -106,3 +111,24 @@ def copy_atomic(
         while chunk := handle.read(CHUNK):
             out.write(chunk)
         return out.commit(md5=md5, reread=True)
+
+
+def remove_stale_parts(root: Path, older_than: float = STALE_SECONDS) -> list[Path]:
+    """Remove AtomicFile temporaries (``.<name>.<random>.part``) anywhere under ``root`` not
+    written to for ``older_than`` seconds: left by a process that died mid-write. The age
+    spares those another live process is writing. Symlinks are not followed."""
+    cutoff = time.time() - older_than
+    removed = []
+    for directory, _, names in os.walk(root):
+        for name in names:
+            if not (name.startswith(".") and name.endswith(".part")):
+                continue
+            path = Path(directory, name)
+            try:
+                st = path.lstat()
+                if stat.S_ISREG(st.st_mode) and st.st_mtime < cutoff:
+                    path.unlink()
+                    removed.append(path)
+            except FileNotFoundError:
+                continue
+    return removed

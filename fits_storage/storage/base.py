@@ -174,6 +174,17 @@ class Store(ABC):
         """A stream of the stored bytes (raise NotInStore when it is not there)."""
 
     @abstractmethod
+    def open_stat(self, filename: str, path: str = "") -> tuple[BinaryIO, FileStat]:
+        """A stream of the stored bytes and the size/mtime (and md5 when the store keeps it) of
+        exactly those bytes: what a server states about a file must be what it sends, even
+        when a newer version replaces it meanwhile."""
+
+    def clash(self, filename: str, path: str = "") -> str | None:
+        """Why ``path/filename`` cannot be stored here because a file and a directory would
+        share a name, or None. (Object stores have no directories: no clash.)"""
+        return None
+
+    @abstractmethod
     def fetch(self, filename: str, path: str, dest: Path) -> StoredFile:
         """Write a local copy at ``dest`` atomically, md5-verified against the store."""
 
@@ -190,3 +201,18 @@ class Store(ABC):
         with self.open(filename, path) as handle:
             while data := handle.read(chunk):
                 yield data
+
+
+def tree_clash(root: Path, name: str) -> str | None:
+    """Why ``root/name`` cannot be a file: it is a directory, or one of its parents is a file
+    (either way round a file and a directory would share a name); None if it can."""
+    place = Path(root)
+    parts = name.split("/")
+    for depth, part in enumerate(parts):
+        place = place / part
+        if depth < len(parts) - 1:
+            if place.exists() and not place.is_dir():
+                return f"{'/'.join(parts[: depth + 1])} is a file, not a directory"
+        elif place.is_dir():
+            return f"{name} is a directory"
+    return None

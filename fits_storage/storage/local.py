@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,19 +10,36 @@ from pathlib import Path
 from typing import BinaryIO
 
 from fits_storage.storage.atomic import copy_atomic
-from fits_storage.storage.base import FileStat, NotInStore, Store, StoredFile, check, file_md5
-from fits_storage.storage.names import relative_name
+from fits_storage.storage.base import (
+    FileStat,
+    NotInStore,
+    Store,
+    StoredFile,
+    check,
+    file_md5,
+    tree_clash,
+)
+from fits_storage.storage.names import check_unreserved, relative_name
 
 
 class LocalStore(Store):
-    def __init__(self, root: Path, file_mode: int | None = None) -> None:
-        """``file_mode``: permissions of stored files; None leaves them to the umask."""
+    """``reserved``: names under ``root`` that belong to the system (see names.reserved_within);
+    ``file_mode``: permissions of stored files, None leaving them to the umask."""
+
+    def __init__(
+        self, root: Path, reserved: tuple[str, ...] = (), file_mode: int | None = None
+    ) -> None:
         self.root = Path(root)
+        self.reserved = reserved
         self.file_mode = file_mode
 
     def path_of(self, filename: str, path: str = "") -> Path:
-        """The file's place on disk (names checked, so it is always inside the root)."""
-        return self.root / relative_name(filename, path)
+        """The file's place on disk (names checked, so it is always inside the root and never
+        on one of the system's own files)."""
+        return self.root / check_unreserved(relative_name(filename, path), self.reserved)
+
+    def clash(self, filename: str, path: str = "") -> str | None:
+        return tree_clash(self.root, relative_name(filename, path))
 
     def describe(self, filename: str, path: str = "") -> str:
         return str(self.path_of(filename, path))
@@ -51,8 +69,13 @@ class LocalStore(Store):
     def open(self, filename: str, path: str = "") -> BinaryIO:
         try:
             return open(self.path_of(filename, path), "rb")
-        except FileNotFoundError as exc:
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
             raise NotInStore(f"{self.describe(filename, path)} does not exist") from exc
+
+    def open_stat(self, filename: str, path: str = "") -> tuple[BinaryIO, FileStat]:
+        handle = self.open(filename, path)
+        st = os.fstat(handle.fileno())  # of the bytes this handle reads, whatever renames follow
+        return handle, FileStat(st.st_size, st.st_mtime_ns)
 
     def fetch(self, filename: str, path: str, dest: Path) -> StoredFile:
         source = self.path_of(filename, path)

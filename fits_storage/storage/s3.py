@@ -215,6 +215,12 @@ class S3Store(Store):
     def open(self, filename: str, path: str = "") -> BinaryIO:
         return self._get(filename, path)["Body"]
 
+    def open_stat(self, filename: str, path: str = "") -> tuple[BinaryIO, FileStat]:
+        response = self._get(filename, path)
+        mtime_ns = int(response["LastModified"].timestamp()) * 1_000_000_000
+        md5 = response.get("Metadata", {}).get(MD5_KEY)
+        return response["Body"], FileStat(response["ContentLength"], mtime_ns, md5)
+
     def fetch(self, filename: str, path: str, dest: Path) -> StoredFile:
         where = self.describe(filename, path)
         response = self._get(filename, path)

@@ -4,9 +4,15 @@ The web process only stages; this worker owns the data store. Every step can be 
 and run again:
 
 1. ``staging/<path>/<f>`` is renamed to ``staging/<path>/.<f>.storing``, so that a newer upload
-   of the same name (which the web app renames onto ``<f>``) is never deleted by us;
-2. the claimed file is stored (local tree or S3) and verified; a store that already holds those
-   bytes is a no-op;
+   of the same name (which the web app renames onto ``<f>``) is never deleted by us. The
+   work holds the name's upload lock (:func:`lock_upload_name`) until it commits, as the web app
+   does from its rename to the commit of its log row: so the log rows of the claimed bytes are
+   committed and seen, and log order is the order of the renames (the last writer is the last
+   row);
+2. a compressed upload, which the web app checked only as far as its first header, is checked
+   whole (``fitsstream.check_file``, bounded by ``max_uncompressed_bytes``): bad bytes fail the
+   entry and never replace the stored file; then the claimed file is stored (local tree or S3)
+   and verified; a store that already holds those bytes is a no-op;
 3. the ingest entry is added and the ``fileuploadlog`` rows of those bytes marked stored;
 4. the claimed file is removed — before the runner commits, so a crash between the two leaves no
    staged file but a stored one, which a re-run recognises from the unstored log rows and
@@ -15,13 +21,14 @@ and run again:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select, text
 from sqlalchemy.orm import Session
 
 from fits_storage.config import Config
@@ -35,8 +42,10 @@ from fits_storage.storage import (
     StoredFile,
     get_store,
     relative_name,
+    staged_path,
 )
 from fits_storage.storage.base import fsync_dir
+from fits_storage.upload.fitsstream import NotFits, check_file, is_compressed
 
 if TYPE_CHECKING:
     from fits_storage.queues import WorkContext
@@ -46,6 +55,19 @@ class StoreOutcome(StrEnum):
     STORED = "stored"  # staged bytes copied into the store and queued for ingest
     RECOVERED = "recovered"  # an earlier run stored them but did not get to record it
     NOTHING_TO_DO = "nothing to do"  # already stored and recorded (a duplicate entry)
+
+
+def lock_upload_name(conn: Connection | Session, filename: str, path: str) -> None:
+    """Hold, until the transaction ends, the lock that orders everything done to the staged
+    upload ``path/filename``: a PostgreSQL advisory lock on the name (other names go on), on
+    SQLite the database's write lock (``BEGIN IMMEDIATE``, taken by the first statement)."""
+    bind = conn.get_bind() if isinstance(conn, Session) else conn
+    if bind.dialect.name == "postgresql":
+        digest = hashlib.blake2b(f"{path}/{filename}".encode(), digest_size=8).digest()
+        key = int.from_bytes(digest, "big", signed=True)
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    else:
+        conn.execute(text("SELECT 1"))
 
 
 def claimed_path(staged: Path) -> Path:
@@ -92,15 +114,26 @@ def store_upload(
     """
     log = logger or logging.getLogger("ingest_uploaded_file")
     store = store or get_store(config)
-    staged = config.upload_staging_dir / relative_name(filename, path)
+    staged = staged_path(config, filename, path)
     claimed = claimed_path(staged)
     label = relative_name(filename, path)
     ingest = get_queue("ingest", config)
 
+    lock_upload_name(session, filename, path)  # held until the work commits
     if staged.exists():
         os.replace(staged, claimed)  # a claimed file left by a crash is superseded
         fsync_dir(claimed.parent)
     if claimed.exists():
+        if problem := store.clash(filename, path):
+            raise PermanentError(f"cannot store {label}: {problem}")
+        if is_compressed(filename):
+            try:
+                check_file(claimed, filename, config.max_uncompressed_bytes)
+            except NotFits as exc:
+                raise PermanentError(
+                    f"{label} not stored (any stored version is untouched): not a complete "
+                    f"FITS file: {exc}"
+                ) from exc
         stored = store.store(claimed, filename, path)
         if not mark_stored(session, filename, path, stored):
             log.warning("%s: no upload log row has md5 %s; stored anyway", label, stored.md5)

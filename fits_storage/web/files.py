@@ -1,13 +1,22 @@
 """``GET /file/<name>``: one file's bytes, streamed from the data store.
 
 A file stored compressed is served decompressed when asked for without ``.bz2``, and a plain
-one compressed when asked for with it, on the fly and in chunks. Decompression is bounded
-(:mod:`fits_storage.storage.compression`): blocks of 1 MiB, and never more than the data size
-the response announced, so a bz2 bomb costs the server no memory.
+one compressed when asked for with it, on the fly and in chunks.
+
+What the headers state comes from the bytes actually streamed: ``Content-Length`` is the size
+of the opened file (a newer version stored before its ingest is served whole, not cut at the
+old size), and ``Content-MD5`` is sent only while those bytes are the ingested version (same
+size and mtime, or same md5 in S3's metadata). Decompressed on the fly, a length is stated
+only for the ingested version.
+
+Decompression is bounded (:mod:`fits_storage.storage.compression`): blocks of 1 MiB, and
+never more than the data size the response announced (or ``max_uncompressed_bytes`` when it
+announces none), so a bz2 bomb costs the server no memory.
 """
 
 from __future__ import annotations
 
+import base64
 import bz2
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -17,7 +26,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
 from fits_storage.orm import DiskFile
-from fits_storage.storage import CHUNK, BadName, NotInStore, StorageError
+from fits_storage.storage import CHUNK, BadName, FileStat, NotInStore, StorageError
 from fits_storage.storage.compression import decompressed
 from fits_storage.storage.names import check_component
 from fits_storage.web.filelist import bz2_forms
@@ -45,13 +54,24 @@ def _compressed(handle: BinaryIO) -> Iterator[bytes]:
         handle.close()
 
 
-def _decompressed(handle: BinaryIO, size: int) -> Iterator[bytes]:
-    """The data of a bz2 stream, at most ``size`` bytes (the Content-Length sent): more, or
-    corrupt data, ends the response early rather than sending what was not announced."""
+def _decompressed(handle: BinaryIO, limit: int) -> Iterator[bytes]:
+    """The data of a bz2 stream, at most ``limit`` bytes (the Content-Length sent, or the
+    ceiling): more, or corrupt data, ends the response early rather than sending what was not
+    announced."""
     try:
-        yield from decompressed(_raw(handle), "bz2", limit=size, block=CHUNK)
+        yield from decompressed(_raw(handle), "bz2", limit=limit, block=CHUNK)
     finally:
         handle.close()
+
+
+def is_ingested_version(stat: FileStat, diskfile: DiskFile) -> bool:
+    """Are the opened bytes the ones ingest recorded (so the database's sizes and md5s are
+    theirs)? Not while a newer upload waits for its ingest."""
+    if stat.size != diskfile.file_size:
+        return False
+    if stat.md5 is not None:
+        return stat.md5 == diskfile.file_md5
+    return stat.mtime_ns == diskfile.mtime_ns
 
 
 @router.get("/file/{name}")
@@ -71,17 +91,25 @@ def get_file(request: Request, name: str) -> StreamingResponse:
     if diskfile is None:
         raise HTTPException(404, f"no file {name}")
     try:
-        handle = state.store.open(diskfile.filename, diskfile.path)
+        handle, stat = state.store.open_stat(diskfile.filename, diskfile.path)
     except NotInStore as exc:
         raise HTTPException(404, f"{name} is listed but missing from the data store") from exc
     except StorageError as exc:
         raise HTTPException(503, f"data store unavailable: {exc}") from exc
+    ingested = is_ingested_version(stat, diskfile)
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
     if diskfile.filename == name:
-        body, headers["Content-Length"] = _raw(handle), str(diskfile.file_size)
+        body, headers["Content-Length"] = _raw(handle), str(stat.size)
+        if ingested:
+            headers["Content-MD5"] = base64.b64encode(bytes.fromhex(diskfile.file_md5)).decode()
     elif diskfile.filename == name + ".bz2":
-        body = _decompressed(handle, diskfile.data_size)
-        headers["Content-Length"] = str(diskfile.data_size)
+        known = ingested and diskfile.data_size is not None
+        limit = diskfile.data_size if known else state.config.max_uncompressed_bytes
+        body = _decompressed(handle, limit)
+        if known:
+            headers["Content-Length"] = str(diskfile.data_size)
+            if diskfile.data_md5:
+                headers["Content-MD5"] = base64.b64encode(bytes.fromhex(diskfile.data_md5)).decode()
     else:
         body = _compressed(handle)
     media = "application/x-bzip2" if name.endswith(".bz2") else "application/fits"
