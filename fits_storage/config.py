@@ -133,19 +133,6 @@ def _parse_bytes(text: str) -> int:
     return value
 
 
-_BYTE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-
-
-def _parse_bytes(text: str) -> int:
-    """A size in bytes: a whole number, or one with a K, M, G or T suffix (powers of 1024)."""
-    stripped = text.strip().upper().removesuffix("B").removesuffix("I")
-    unit = stripped[-1:] if stripped[-1:] in _BYTE_UNITS else ""
-    value = int(stripped[: len(stripped) - len(unit)].strip()) * _BYTE_UNITS[unit]
-    if value < 1:
-        raise ValueError(f"expected a size of at least 1 byte, such as 4G, got {text!r}")
-    return value
-
-
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "str": str.strip,
     "database_url": _parse_database_url,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fits_storage.config import ConfigError, load_config
+from fits_storage.config import SYSTEM_DIR, ConfigError, load_config
 
 
 def write(path: Path, text: str) -> str:
@@ -171,14 +171,14 @@ def test_file_without_a_section_header_is_one_line(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("key", ["storage_root", "log_dir", "upload_staging_dir"])
 def test_directory_setting_that_names_a_file(tmp_path: Path, key: str) -> None:
-    (tmp_path / "root").mkdir()
-    plain = write(tmp_path / "root" / "logs", "not a directory")
+    (tmp_path / "root" / SYSTEM_DIR).mkdir(parents=True)
+    plain = write(tmp_path / "root" / SYSTEM_DIR / "logs", "not a directory")
     environ = {"FITS_STORAGE_ROOT": str(tmp_path / "root")}
     if key == "storage_root":
         environ["FITS_STORAGE_ROOT"] = plain
     elif key == "upload_staging_dir":
         environ["FITS_STORAGE_UPLOAD_STAGING_DIR"] = plain
-    # log_dir: derived from storage_root (<root>/logs), which is the file
+    # log_dir: derived from storage_root (<root>/.fits_storage/logs), which is the file
     with pytest.raises(ConfigError, match=f"^configuration key '{key}' .*: {plain} is not a "):
         load_config(environ=environ, files=[])
 

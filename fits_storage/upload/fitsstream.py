@@ -15,13 +15,13 @@ the web app checks a compressed upload only as far as its first header (:func:`d
 
 from __future__ import annotations
 
-import bz2
 import math
-import zlib
 from pathlib import Path
 from typing import Protocol
 
 from astropy.io import fits
+
+from fits_storage.storage.compression import CompressedDataError, StreamDecompressor, TooLarge
 
 BLOCK = 2880
 CARD = 80
@@ -138,35 +138,32 @@ class Expanding:
     ) -> None:
         self.kind, self.inner, self.limit = kind, inner, limit
         self.first_header_only = first_header_only
-        self.expanded = 0
-        self._streams = 0
-        self._decompressor: bz2.BZ2Decompressor | zlib._Decompress | None = None
+        self._stream = StreamDecompressor(kind, limit, block=PIECE)
 
-    def _new(self) -> bz2.BZ2Decompressor | zlib._Decompress:
-        self._streams += 1
-        return bz2.BZ2Decompressor() if self.kind == "bz2" else zlib.decompressobj(31)
+    @property
+    def expanded(self) -> int:
+        return self._stream.size
 
     def feed(self, data: bytes) -> None:
-        pending, full = data, False
+        if self.enough:
+            return
         try:
-            while (pending or full) and not self.enough:
-                if self._decompressor is None:
-                    self._decompressor = self._new()
-                out = self._decompressor.decompress(pending, PIECE)
-                pending = getattr(self._decompressor, "unconsumed_tail", b"")
-                full = len(out) == PIECE
-                self._emit(out)
-                if self._decompressor.eof:
-                    pending, full = self._decompressor.unused_data + pending, False
-                    self._decompressor = None
-        except (OSError, EOFError, zlib.error) as exc:
+            for out in self._stream.feed(data):
+                self.inner.feed(out)
+                if self.enough:
+                    return
+        except TooLarge as exc:
+            raise ExpandsTooFar(f"expands past the ceiling of {self.limit} bytes") from exc
+        except CompressedDataError as exc:
             raise NotFits(f"not valid {self.kind} data: {exc}") from exc
 
     def finish(self) -> None:
         if self.enough:
             return
-        if self._decompressor is not None or not self._streams:
-            raise NotFits(f"the {self.kind} stream is cut short")
+        try:
+            self._stream.finish()
+        except CompressedDataError as exc:
+            raise NotFits(f"the {self.kind} stream is cut short ({exc})") from exc
         self.inner.finish()
 
     @property
@@ -176,13 +173,6 @@ class Expanding:
     @property
     def enough(self) -> bool:
         return self.first_header_only and self.inner.hdus > 0
-
-    def _emit(self, out: bytes) -> None:
-        self.expanded += len(out)
-        if self.expanded > self.limit:
-            raise ExpandsTooFar(f"expands past the ceiling of {self.limit} bytes")
-        if out:
-            self.inner.feed(out)
 
 
 def checker_for(filename: str, limit: int, *, first_header_only: bool = False) -> Checker:
