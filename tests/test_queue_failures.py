@@ -233,3 +233,32 @@ def test_a_lost_connection_hands_the_entry_back_without_using_an_attempt(
         assert rows(engine) == {}
     finally:
         engine.dispose()
+
+
+def test_a_work_stopped_in_the_middle_of_a_statement_is_failed_not_handed_back(
+    pg_db_url: str, tmp_path
+) -> None:
+    """The run-time limit can strike while the work waits on the server: that connection is in
+    no state to roll back, and the failure must still be recorded (not taken for a lost
+    database, which would hand the entry back to hang again, for ever)."""
+    from tests.conftest import make_test_config
+
+    engine = make_engine(pg_db_url)
+    config = make_test_config(tmp_path, pg_db_url)
+    fill(engine, config, ["slow.fits", "N20251120S0001.fits"])
+    ran: list[str] = []
+
+    def work(session: Session, entry: Entry, context: WorkContext) -> None:
+        ran.append(entry.filename)
+        if entry.filename == "slow.fits":
+            session.execute(text("SELECT pg_sleep(600)"))
+
+    try:
+        loop = make_loop(engine, config, work, preview_queue(config, max_run_seconds=0.5))
+        loop.run()
+        assert sorted(ran) == ["N20251120S0001.fits", "slow.fits"]
+        status, attempts, error, _ = rows(engine)["slow.fits"]
+        assert (status, attempts) == ("failed", 1)
+        assert error.startswith("RunTimeExceeded: ran longer than 0.5s")
+    finally:
+        engine.dispose()

@@ -287,8 +287,11 @@ class QueueLoop:
             except (Exception, RunTimeExceeded) as exc:
                 if is_database_lost(exc):
                     raise
-                session.rollback()
-                self._record_failure(session, entry, label, exc)
+                if self._rolled_back(session):
+                    self._record_failure(session, entry, label, exc)
+                else:  # interrupted mid-statement: its connection is dropped, not reused
+                    with self.daemon.session_factory() as fresh:
+                        self._record_failure(fresh, entry, label, exc)
                 return None
             if completed:
                 self.summary.processed += 1
@@ -299,6 +302,17 @@ class QueueLoop:
                     label,
                 )
             return following
+
+    @staticmethod
+    def _rolled_back(session: Session) -> bool:
+        """Roll back; False (and the connection thrown away) if that fails, as after a work
+        interrupted by ``RunTimeExceeded`` in the middle of a statement."""
+        try:
+            session.rollback()
+            return True
+        except Exception:  # noqa: BLE001 - the connection is in no state to be reused
+            session.invalidate()
+            return False
 
     def _record_failure(
         self, session: Session, entry: Entry, label: str, exc: BaseException
