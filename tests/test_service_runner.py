@@ -194,3 +194,24 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
     except OSError:
         return True
+
+
+def test_a_one_shot_run_gives_up_on_an_unreachable_database(tmp_path: Path) -> None:
+    """A daemon keeps trying; a run from cron (--empty) must end, with exit 1 and one line
+    per try, not a traceback."""
+    from tests.conftest import make_test_config
+
+    config = make_test_config(tmp_path, "postgresql://postgres@127.0.0.1:1/nowhere")
+    result = subprocess.run(
+        [sys.executable, str(RECORDING_WORKER), "--empty"],
+        env=environ_for(config),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "database unreachable for" in result.stderr and "giving up" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert all(
+        "[SQL" not in line and "sqlalche.me" not in line for line in result.stderr.splitlines()
+    )

@@ -26,7 +26,7 @@ from fits_storage.config import Config, ConfigError, get_config
 from fits_storage.db.engine import make_engine, make_session_factory
 from fits_storage.db.schema import schema_problem
 from fits_storage.service.lock import AlreadyRunning, InstanceLock
-from fits_storage.service.logs import setup_logging
+from fits_storage.service.logs import one_line, setup_logging
 from fits_storage.service.sdnotify import SystemdNotifier
 
 EXIT_OK = 0
@@ -135,7 +135,7 @@ def run_daemon(
     try:
         problem = schema_problem(engine)
     except OperationalError as exc:  # not reachable yet: the loop retries with backoff
-        logger.warning("database unreachable at start-up (%s); will keep trying", exc)
+        logger.warning("database unreachable at start-up (%s); will keep trying", one_line(exc))
         problem = None
     engine.dispose()  # no pooled connection crosses the fork of --demon
     if problem:

@@ -35,3 +35,11 @@ def setup_logging(
     for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return handlers
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one log line: its type and the first line of its message (a database
+    error's message runs on over several lines, with the SQL and a link)."""
+    text = str(exc).strip().splitlines()
+    message = text[0] if text else ""
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__

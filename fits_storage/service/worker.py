@@ -39,6 +39,7 @@ from fits_storage.queues.context import WorkContext
 from fits_storage.queues.engine import Backoff
 from fits_storage.queues.notify import Waker
 from fits_storage.service.daemon import EXIT_FAILURE, Daemon, run_daemon
+from fits_storage.service.logs import one_line
 
 DB_RETRY = Backoff(base_seconds=1.0, cap_seconds=60.0)
 # A one-shot run (cron, a hand-run --empty) gives up on an unreachable database after this long;
@@ -47,11 +48,7 @@ ONE_SHOT_DB_PATIENCE = 30.0
 
 WorkFunction = Callable[[Session, Entry, WorkContext], None]
 
-
-def one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    message = text[0] if text else ""
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+__all__ = ["QueueLoop", "WorkFunction", "one_line", "run_queue_service"]
 
 
 class DatabaseOutage:
@@ -75,6 +72,8 @@ class DatabaseOutage:
                 f"database unreachable for {now - self.since:.0f}s ({one_line(exc)}); giving up"
             ) from exc
         delay = DB_RETRY.delay(self.failures)
+        if self.daemon.one_shot:  # no sleeping past the point of giving up
+            delay = min(delay, ONE_SHOT_DB_PATIENCE - (now - self.since) + 0.1)
         self.daemon.logger.warning(
             "database unavailable (%s); retrying in %.1fs", one_line(exc), delay
         )
