@@ -54,15 +54,17 @@ def pg_schema_url(schema: str) -> str:
 
 
 @contextmanager
-def postgresql_schema() -> Iterator[str]:
-    """A fresh schema on the test PostgreSQL, migrated; yields its URL and drops it after."""
+def postgresql_schema(migrate: bool = True) -> Iterator[str]:
+    """A fresh schema on the test PostgreSQL (migrated unless told not to); yields its URL and
+    drops it after."""
     require_postgresql()
     schema = f"test_{uuid.uuid4().hex[:12]}"
     admin = make_engine(PG_URL)
     with admin.begin() as conn:
         conn.execute(text(f"CREATE SCHEMA {schema}"))
     try:
-        yield _migrated(pg_schema_url(schema))
+        url = pg_schema_url(schema)
+        yield _migrated(url) if migrate else url
     finally:
         with admin.begin() as conn:
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
@@ -76,6 +78,16 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield _migrated(f"sqlite:///{tmp_path / 'fits_storage.db'}")
         return
     with postgresql_schema() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database that answers but has no tables (create_tables never ran), on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    with postgresql_schema(migrate=False) as url:
         yield url
 
 

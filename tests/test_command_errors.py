@@ -7,16 +7,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from fits_storage.config import Config
-from fits_storage.db.engine import make_engine
-from tests.conftest import PG_URL, make_test_config, pg_schema_url, require_postgresql
+from tests.conftest import make_test_config
 from tests.processes import environ_for
 
 COMMANDS = {
@@ -111,23 +107,10 @@ def test_directory_key_naming_a_file_and_file_without_section(
     assert "line 1 comes before any section header" in one_line(result)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def config_without_tables(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Config]:
+@pytest.fixture
+def config_without_tables(tmp_path: Path, empty_db_url: str) -> Config:
     """A database that answers but has no fits_storage tables, on each backend."""
-    if request.param == "sqlite":
-        yield make_test_config(tmp_path, f"sqlite:///{tmp_path / 'empty.db'}")
-        return
-    require_postgresql()
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    try:
-        yield make_test_config(tmp_path, pg_schema_url(schema))
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    return make_test_config(tmp_path, empty_db_url)
 
 
 @pytest.mark.parametrize("command", NEED_TABLES)

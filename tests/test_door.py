@@ -14,14 +14,13 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 from requests.structures import CaseInsensitiveDict
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from fits_storage.config import Config
@@ -31,7 +30,7 @@ from fits_storage.orm import FileUploadLog, UploadQueue
 from fits_storage.storage import ReservedName, get_store
 from fits_storage.upload import StoreOutcome, store_upload
 from tests import fitsdata
-from tests.conftest import PG_URL, make_test_config, pg_schema_url, require_postgresql
+from tests.conftest import make_test_config
 from tests.fitsdata import fits_bytes
 from tests.processes import environ_for
 from tests.test_web import (
@@ -486,25 +485,6 @@ def test_temporary_files_of_a_crash_are_swept_at_start_up(tmp_path: Path, db_url
     with ServerThread(config):
         assert not dead.exists()
         assert live.exists() and claimed.exists()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database that answers but has no tables (create_tables never ran)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-        return
-    require_postgresql()
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    try:
-        yield pg_schema_url(schema)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 def test_web_refuses_to_start_without_the_schema(tmp_path: Path, empty_db_url: str) -> None:

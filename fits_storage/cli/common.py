@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from fits_storage.config import Config, ConfigError, get_config, parse_positive_seconds
 from fits_storage.db.engine import make_engine, make_session_factory
 from fits_storage.db.schema import schema_problem
-from fits_storage.service.logs import FORMAT, NOISY_LOGGERS
+from fits_storage.service.logs import NOISY_LOGGERS, install_handlers
 from fits_storage.service.worker import one_line
 
 EXIT_FAILURE = 1
@@ -77,10 +77,6 @@ def setup_command_logging(log_dir: Path, command: str, *, debug: bool, demon: bo
     """For commands run by hand and from cron: everything to ``<log_dir>/<command>.log``; on
     the terminal warnings only (everything with ``debug``; nothing with ``demon``)."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    formatter = logging.Formatter(FORMAT.format(instance=command))
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
     handlers: list[logging.Handler] = [
         logging.FileHandler(log_dir / f"{command}.log", encoding="utf-8")
     ]
@@ -88,9 +84,4 @@ def setup_command_logging(log_dir: Path, command: str, *, debug: bool, demon: bo
         console = logging.StreamHandler(sys.stderr)
         console.setLevel(logging.DEBUG if debug else logging.WARNING)
         handlers.append(console)
-    for handler in handlers:
-        handler.setFormatter(formatter)
-        root.addHandler(handler)
-    root.setLevel(logging.DEBUG if debug else logging.INFO)
-    for noisy in NOISY_LOGGERS:
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    install_handlers(handlers, command, debug=debug)

@@ -19,12 +19,18 @@ def setup_logging(
     Returns the handlers, whose streams a daemon must keep open.
     """
     log_dir.mkdir(parents=True, exist_ok=True)
-    formatter = logging.Formatter(FORMAT.format(instance=f"{command}-{instance}"))
     handlers: list[logging.Handler] = [
         logging.FileHandler(log_dir / f"{command}-{instance}.log", encoding="utf-8")
     ]
     if console:
         handlers.append(logging.StreamHandler(sys.stderr))
+    install_handlers(handlers, f"{command}-{instance}", debug=debug)
+    return handlers
+
+
+def install_handlers(handlers: list[logging.Handler], instance: str, *, debug: bool) -> None:
+    """Make ``handlers`` the root logger's only ones, each line naming ``instance``."""
+    formatter = logging.Formatter(FORMAT.format(instance=instance))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -34,7 +40,6 @@ def setup_logging(
     root.setLevel(logging.DEBUG if debug else logging.INFO)
     for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    return handlers
 
 
 def one_line(exc: BaseException) -> str:
