@@ -243,7 +243,8 @@ def test_a_work_stopped_in_the_middle_of_a_statement_is_failed_not_handed_back(
     database, which would hand the entry back to hang again, for ever)."""
     from tests.conftest import make_test_config
 
-    engine = make_engine(pg_db_url)
+    app = f"fsslow_{os.getpid()}_{time.monotonic_ns()}"
+    engine = make_engine(f"{pg_db_url}&application_name={app}")
     config = make_test_config(tmp_path, pg_db_url)
     fill(engine, config, ["slow.fits", "N20251120S0001.fits"])
     ran: list[str] = []
@@ -260,5 +261,20 @@ def test_a_work_stopped_in_the_middle_of_a_statement_is_failed_not_handed_back(
         status, attempts, error, _ = rows(engine)["slow.fits"]
         assert (status, attempts) == ("failed", 1)
         assert error.startswith("RunTimeExceeded: ran longer than 0.5s")
+
+        def still_sleeping() -> int:  # on the server, where it would hold back vacuum
+            with make_engine(pg_db_url).connect() as conn:
+                return conn.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE application_name = :app "
+                        "AND state = 'active' AND query LIKE '%pg_sleep%'"
+                    ),
+                    {"app": app},
+                ).scalar()
+
+        deadline = time.monotonic() + 20
+        while still_sleeping() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert still_sleeping() == 0, "the interrupted statement still runs on the server"
     finally:
         engine.dispose()

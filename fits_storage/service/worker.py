@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -166,7 +166,7 @@ class QueueLoop:
         outage = DatabaseOutage(daemon)
         entry: Entry | None = None
         try:
-            with self.limit.installed():
+            with self.limit.installed(daemon.engine):
                 while not daemon.stopping.is_set():
                     daemon.notifier.watchdog()
                     if entry is None:
@@ -398,18 +398,43 @@ class RunLimit:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self._armed = False
+        self._statement_on: Any = None  # the DBAPI connection of the main thread's statement
 
     @contextmanager
-    def installed(self) -> Iterator[None]:
+    def installed(self, engine: Engine) -> Iterator[None]:
         if threading.current_thread() is not threading.main_thread():
             yield
             return
         previous = signal.signal(signal.SIGALRM, self._on_alarm)
+        event.listen(engine, "before_cursor_execute", self._statement_starts)
+        event.listen(engine, "after_cursor_execute", self._statement_ends)
         try:
             yield
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
+            event.remove(engine, "before_cursor_execute", self._statement_starts)
+            event.remove(engine, "after_cursor_execute", self._statement_ends)
+
+    def _statement_starts(self, conn: Connection, *_: Any) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._statement_on = conn.connection.dbapi_connection
+
+    def _statement_ends(self, *_: Any) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._statement_on = None
+
+    def _cancel_statement(self) -> None:
+        """Stop on the server a statement the limit interrupts: the client lets go of its
+        connection, but left running the statement would hold its locks, and a snapshot that
+        keeps vacuum from cleaning any table, for as long as it lasts."""
+        cancel = getattr(self._statement_on, "cancel", None)  # psycopg: on a connection of its own
+        if cancel is None:
+            return
+        try:
+            cancel()
+        except Exception as exc:  # noqa: BLE001 - nothing more can be done from here
+            logging.getLogger(__name__).warning("could not cancel the statement: %s", exc)
 
     @contextmanager
     def running(self) -> Iterator[None]:
@@ -427,6 +452,7 @@ class RunLimit:
     def _on_alarm(self, _signum: int, _frame: Any) -> None:
         if self._armed:
             self._armed = False
+            self._cancel_statement()
             raise RunTimeExceeded(f"ran longer than {self.seconds:g}s (queue_max_run_seconds)")
 
 
