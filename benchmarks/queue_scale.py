@@ -10,7 +10,8 @@ SQLite: the same in one ``BEGIN IMMEDIATE`` transaction per entry) in tables tha
 * ``--deferred`` deferred entries at the head of the sort order (their ``after`` an hour away);
 * ``--down`` export entries for a destination that is down, at the head of the sort order, in
   the export queue: the first claim meets one and, as the exporter does, retries it with
-  ``alike=("destination",)``, which parks the whole backlog in one statement. The time of that
+  ``alike=("destination",)``, which parks the whole backlog in one statement (and on PostgreSQL,
+  as the worker loop does, vacuums the table after it). The time of that
   statement is counted in the per-entry figure and also shown on its own, with the ratio
   the claims and completions alone reach (``ratio w/o park``).
 
@@ -115,6 +116,8 @@ def drain(engine: Engine, queue: Queue, entries: int) -> tuple[float, float]:
                         session, entry, "down", delay=3600, counts=False, alike=("destination",)
                     )
                     session.commit()
+                if isinstance(ex, Connection):  # as the worker loop does on PostgreSQL
+                    queue.reclaim_after_parking(ex)
                 parked += time.perf_counter() - began
                 entry = queue.claim(ex, WORKER)
                 commit()

@@ -31,6 +31,9 @@ BULK_ROWS = 10_000
 # Claims that meet the unique in-progress index (two workers picked two entries of one file at
 # the same moment) look again this many times before reporting nothing to do this time.
 CLAIM_CLASHES = 5
+# After parking this many entries, PostgreSQL's claim index holds as many dead entries at its
+# head (the parked rows' old versions), which every claim walks until vacuum removes them.
+RECLAIM_AFTER_PARKED = 1000
 
 
 def _dialect_name(executor: Session | Connection) -> str:
@@ -112,6 +115,7 @@ class Queue:
         self.backoff = backoff or Backoff()
         self.extra_columns = tuple(c.name for c in self.table.c if c.name not in sql.CORE_COLUMNS)
         self._next_sweep = 0.0
+        self._parked = 0  # entries parked since the table was last vacuumed for it
 
     @property
     def channel(self) -> str:
@@ -338,8 +342,20 @@ class Queue:
                 "error": error,
                 **{f"alike_{col}": entry[col] for col in alike},
             }
-            session.execute(sql.defer_alike(self.table, alike), params)
+            self._parked += session.execute(sql.defer_alike(self.table, alike), params).rowcount
         return retried
+
+    def reclaim_after_parking(self, conn: Connection) -> bool:
+        """PostgreSQL: once many entries were parked, ``VACUUM`` the table (on an autocommit
+        connection, after the park has committed), so that claims stop walking the parked rows'
+        dead entries in the claim index: about 1,000 index pages per claim for 100,000 parked
+        entries, until autovacuum comes by. ``SKIP_LOCKED``: never waits on a running vacuum.
+        True if it ran."""
+        if self._parked < RECLAIM_AFTER_PARKED or conn.dialect.name != "postgresql":
+            return False
+        self._parked = 0
+        conn.exec_driver_sql(f"VACUUM (SKIP_LOCKED) {self.name}")
+        return True
 
     def release(self, session: Session, entry: Entry) -> bool:
         """Give an entry back untouched (shutdown, lost database): not counted as an attempt."""

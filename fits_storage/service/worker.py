@@ -331,6 +331,8 @@ class QueueLoop:
                 alike=transient.alike,
             )
             session.commit()
+            if transient.alike and self._postgresql:
+                self._reclaim_after_parking()
             if retried:
                 self.summary.deferred += 1
                 level = logging.DEBUG if transient.quiet else logging.WARNING
@@ -343,6 +345,16 @@ class QueueLoop:
         session.commit()
         self.summary.failed += 1
         self.log.error("%s failed: %s", label, one_line(exc))
+
+    def _reclaim_after_parking(self) -> None:
+        try:
+            with self._autocommit() as conn:
+                if self.queue.reclaim_after_parking(conn):
+                    self.log.info("vacuumed %s after parking entries", self.queue.name)
+        except Exception as exc:  # noqa: BLE001 - autovacuum will do it later
+            if is_database_lost(exc):
+                raise
+            self.log.warning("could not vacuum %s: %s", self.queue.name, one_line(exc))
 
     def _complete(
         self, session: Session, entry: Entry, claim_next: bool
