@@ -48,7 +48,14 @@ def queue_total(engine: Engine, config: Config) -> int:
 @pytest.mark.slow
 def test_grid_every_entry_processed_exactly_once(engine: Engine, config: Config) -> None:
     names = prepare(engine, config, 300)
-    workers = [start_recording_worker(config, f"grid{i}", "--empty") for i in range(4)]
+    # Each entry takes a little while, so that one worker cannot drain the queue before the
+    # others have started (they start slowly on a loaded machine).
+    workers = [
+        start_recording_worker(
+            config, f"grid{i}", "--empty", TEST_WORK_SECONDS="0.03", TEST_WORK_FIXED="1"
+        )
+        for i in range(4)
+    ]
     for worker in workers:
         assert worker.wait(120) == 0, worker.stderr.read().decode()
     assert processed(engine) == Counter(names)
