@@ -31,6 +31,17 @@ def done(engine: Engine) -> list[str]:
         return [r[0] for r in conn.execute(text("SELECT filename FROM processed"))]
 
 
+def run_worker_to_the_end(config: Config, timeout: float) -> subprocess.CompletedProcess:
+    """A one-shot (``--empty``) recording worker, run until it exits."""
+    return subprocess.run(
+        [sys.executable, str(RECORDING_WORKER), "--empty"],
+        env=environ_for(config),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def in_progress(engine: Engine, config: Config) -> int:
     with make_session_factory(engine)() as session:
         return get_queue("preview", config).counts(session).in_progress
@@ -152,13 +163,7 @@ def test_a_database_without_tables_stops_the_worker_with_a_clear_message(tmp_pat
     from tests.conftest import make_test_config
 
     config = make_test_config(tmp_path, f"sqlite:///{tmp_path / 'empty.db'}")
-    result = subprocess.run(
-        [sys.executable, str(RECORDING_WORKER), "--empty"],
-        env=environ_for(config),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_worker_to_the_end(config, timeout=60)
     assert result.returncode == 1
     assert "no fits_storage tables: run create_tables" in result.stderr
 
@@ -202,13 +207,7 @@ def test_a_one_shot_run_gives_up_on_an_unreachable_database(tmp_path: Path) -> N
     from tests.conftest import make_test_config
 
     config = make_test_config(tmp_path, "postgresql://postgres@127.0.0.1:1/nowhere")
-    result = subprocess.run(
-        [sys.executable, str(RECORDING_WORKER), "--empty"],
-        env=environ_for(config),
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    result = run_worker_to_the_end(config, timeout=180)
     assert result.returncode == 1, result.stderr
     assert "database unreachable for" in result.stderr and "giving up" in result.stderr
     assert "Traceback" not in result.stderr
