@@ -133,6 +133,20 @@ def _parse_bytes(text: str) -> int:
     return value
 
 
+def _parse_days(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"expected a number of days of at least 0, got {text!r}")
+    return value
+
+
+def _parse_percent(text: str) -> float:
+    value = float(text.strip().removesuffix("%"))
+    if not math.isfinite(value) or not 0 <= value <= 100:
+        raise ValueError(f"expected a percentage from 0 to 100, got {text!r}")
+    return value
+
+
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "str": str.strip,
     "database_url": _parse_database_url,
@@ -144,6 +158,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "seconds": _parse_non_negative_float,
     "mode": _parse_mode,
     "bytes": _parse_bytes,
+    "days": _parse_days,
+    "percent": _parse_percent,
 }
 
 # key: (type, built-in default as it would be written in a file)
@@ -173,6 +189,11 @@ KEYS: dict[str, tuple[str, str]] = {
     "file_mode": ("mode", ""),
     "max_uncompressed_bytes": ("bytes", "4G"),
     "upload_read_timeout": ("positive_seconds", "60"),
+    "delete_min_age_days": ("days", "14"),
+    "diskspace_min_free": ("bytes", "10G"),
+    "diskspace_min_free_percent": ("percent", "5"),
+    "database_backup_dir": ("dir", ""),
+    "database_backup_keep": ("posint", "7"),
 }
 
 
@@ -205,6 +226,11 @@ class Config:
     file_mode: int | None
     max_uncompressed_bytes: int
     upload_read_timeout: float
+    delete_min_age_days: float
+    diskspace_min_free: int
+    diskspace_min_free_percent: float
+    database_backup_dir: Path
+    database_backup_keep: int
     sources: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()  # unknown keys, sections and variables, for the commands
 
@@ -348,6 +374,7 @@ def load_config(
     values["log_dir"] = values["log_dir"] or system / "logs"
     values["lockfile_dir"] = values["lockfile_dir"] or system / "locks"
     values["dhs_perm"] = values["dhs_perm"] or root / "dhs"
+    values["database_backup_dir"] = values["database_backup_dir"] or system / "backups"
     if not values["database_url"]:
         values["database_url"] = f"sqlite:///{default_sqlite_file(root)}"
     if values["using_s3"] and not values["s3_bucket_name"]:
@@ -397,3 +424,9 @@ def set_config(config: Config | None) -> None:
     """Install (or forget, with None) the process's configuration; for commands and tests."""
     global _current
     _current = config
+
+
+def parse_key(key: str, text: str) -> Any:
+    """``text`` parsed as the configuration key ``key`` is (ValueError if it is not valid):
+    for command-line options that override a key."""
+    return _PARSERS[KEYS[key][0]](text)
