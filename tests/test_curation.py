@@ -4,6 +4,7 @@ threshold, database_backup writes dumps that pg_restore reads and prunes old one
 
 from __future__ import annotations
 
+import bz2
 import hashlib
 import os
 import shutil
@@ -46,12 +47,15 @@ def run(config: Config, command: str, *args: str) -> subprocess.CompletedProcess
 # -- delete_files ---------------------------------------------------------------------------
 
 
-def md5_of(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()
+def data_md5_of(path: Path) -> str:
+    """md5 of the uncompressed bytes, as the archive records a file it stores compressed."""
+    data = path.read_bytes()
+    return hashlib.md5(bz2.decompress(data) if path.suffix == ".bz2" else data).hexdigest()
 
 
 def archive_holds(factory: sessionmaker[Session], filename: str, data_md5: str) -> None:
     """The archive's database records ``filename`` (stored as .bz2) with this data md5."""
+    filename = filename.removesuffix(".bz2")
     with factory() as session:
         file = File(name=filename)
         session.add(file)
@@ -101,9 +105,10 @@ def test_delete_files_deletes_only_what_the_archive_confirms(
     names = {
         role: observatory_filename(frame=frame)
         for frame, role in enumerate(
-            ["confirmed", "lacking", "other_md5", "young", "pending", "changed"], start=1
+            ["confirmed", "lacking", "other_md5", "young", "pending", "changed", "bz2"], start=1
         )
     }
+    names["bz2"] += ".bz2"
     for frame, (role, name) in enumerate(names.items(), start=1):
         path = make_observatory_file(root, name, seed=frame)
         if role != "young":
@@ -111,7 +116,7 @@ def test_delete_files_deletes_only_what_the_archive_confirms(
         ingest_file(session, config, name)
         session.commit()
         if role != "lacking":
-            held = md5_of(path) if role != "other_md5" else "f" * 32
+            held = data_md5_of(path) if role != "other_md5" else "f" * 32
             archive_holds(archive_db, name, held)
     get_queue("ingest", config).add(session, names["pending"], force=True)
     session.commit()
@@ -122,16 +127,16 @@ def test_delete_files_deletes_only_what_the_archive_confirms(
 
     dry = run(config, "delete_files", f"--archive={server.url}", "--dryrun")
     assert dry.returncode == 0, dry.stderr
-    assert "would delete 1 " in dry.stdout
+    assert "would delete 2 " in dry.stdout
     assert all((root / name).exists() for name in names.values())
     assert present(session_factory) == set(names.values())
 
     done = run(config, "delete_files", f"--archive={server.url}")
     assert done.returncode == 0, done.stderr
-    assert "deleted 1 " in done.stdout and "kept 3 not confirmed" in done.stdout
+    assert "deleted 2 " in done.stdout and "kept 3 not confirmed" in done.stdout
     assert "1 too young, 1 with queue work pending" in done.stdout
-    assert not (root / names["confirmed"]).exists()
-    kept = {name for role, name in names.items() if role != "confirmed"}
+    assert not (root / names["confirmed"]).exists() and not (root / names["bz2"]).exists()
+    kept = {name for role, name in names.items() if role not in ("confirmed", "bz2")}
     assert {p.name for p in root.iterdir() if p.is_file()} == kept
     assert present(session_factory) == kept
     with session_factory() as check:  # the row stays, marked not present

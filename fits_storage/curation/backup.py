@@ -70,7 +70,7 @@ def pg_dump_command(url: URL, target: Path, no_queues: bool) -> tuple[list[str],
     ``PGPASSWORD``, never on the command line (which every local user can read)."""
     env = {}
     for variable, value in (
-        ("PGHOST", url.host),
+        ("PGHOST", url.host or url.query.get("host")),  # ?host=/var/run/postgresql: a socket
         ("PGPORT", url.port),
         ("PGUSER", url.username),
         ("PGPASSWORD", url.password),
