@@ -133,20 +133,6 @@ def _parse_bytes(text: str) -> int:
     return value
 
 
-def _parse_days(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"expected a number of days of at least 0, got {text!r}")
-    return value
-
-
-def _parse_percent(text: str) -> float:
-    value = float(text.strip().removesuffix("%"))
-    if not math.isfinite(value) or not 0 <= value <= 100:
-        raise ValueError(f"expected a percentage from 0 to 100, got {text!r}")
-    return value
-
-
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "str": str.strip,
     "database_url": _parse_database_url,
@@ -158,8 +144,6 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "seconds": _parse_non_negative_float,
     "mode": _parse_mode,
     "bytes": _parse_bytes,
-    "days": _parse_days,
-    "percent": _parse_percent,
 }
 
 # key: (type, built-in default as it would be written in a file)
@@ -189,9 +173,9 @@ KEYS: dict[str, tuple[str, str]] = {
     "file_mode": ("mode", ""),
     "max_uncompressed_bytes": ("bytes", "4G"),
     "upload_read_timeout": ("positive_seconds", "60"),
-    "delete_min_age_days": ("days", "14"),
+    "delete_min_age_days": ("posint", "14"),
     "diskspace_min_free": ("bytes", "10G"),
-    "diskspace_min_free_percent": ("percent", "5"),
+    "diskspace_min_free_percent": ("posint", "5"),
     "database_backup_dir": ("dir", ""),
     "database_backup_keep": ("posint", "7"),
 }
@@ -226,9 +210,9 @@ class Config:
     file_mode: int | None
     max_uncompressed_bytes: int
     upload_read_timeout: float
-    delete_min_age_days: float
+    delete_min_age_days: int
     diskspace_min_free: int
-    diskspace_min_free_percent: float
+    diskspace_min_free_percent: int
     database_backup_dir: Path
     database_backup_keep: int
     sources: tuple[str, ...] = ()
@@ -377,6 +361,11 @@ def load_config(
     values["database_backup_dir"] = values["database_backup_dir"] or system / "backups"
     if not values["database_url"]:
         values["database_url"] = f"sqlite:///{default_sqlite_file(root)}"
+    if values["diskspace_min_free_percent"] > 100:
+        raise ConfigError(
+            "configuration key 'diskspace_min_free_percent' "
+            f"({raw['diskspace_min_free_percent'][1]}): a percentage, at most 100"
+        )
     if values["using_s3"] and not values["s3_bucket_name"]:
         raise ConfigError("configuration key 's3_bucket_name' must be set when using_s3 is true")
     for key, (kind, _) in KEYS.items():

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from fits_storage.config import Config
+from fits_storage.config import Config, ConfigError
 from fits_storage.curation.backup import BackupError, backup_database, pg_dump_command
 from fits_storage.curation.diskspace import Space, Threshold
 from fits_storage.db.engine import make_engine, make_session_factory
@@ -178,10 +178,15 @@ def test_threshold_needs_both_bytes_and_percent() -> None:
     assert "less than 10%" in (threshold.shortfall(Space(Path("/d"), 10_000, 999)) or "")
 
 
+def test_a_percentage_above_100_is_refused_by_name(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="'diskspace_min_free_percent'.*at most 100"):
+        make_test_config(tmp_path, "sqlite://", diskspace_min_free_percent="150")
+
+
 def test_diskspace_check_on_real_directories(plain_config: Config, tmp_path: Path) -> None:
     data = plain_config.storage_root
     total = shutil.disk_usage(data).total
-    fine = run(plain_config, "diskspace_check", "--min-free=1", "--min-free-percent=0")
+    fine = run(plain_config, "diskspace_check", "--min-free=1", "--min-free-percent=1")
     assert fine.returncode == 0, fine.stderr
     assert "0 below the threshold" in fine.stdout
 
@@ -199,7 +204,7 @@ def test_diskspace_check_on_real_directories(plain_config: Config, tmp_path: Pat
     assert missing.returncode == 1 and "cannot measure" in missing.stderr
 
     bad = run(plain_config, "diskspace_check", "--min-free-percent=150")
-    assert bad.returncode == 2 and "from 0 to 100" in bad.stderr
+    assert bad.returncode == 2 and "at most 100" in bad.stderr
 
 
 # -- database_backup ------------------------------------------------------------------------

@@ -36,7 +36,10 @@ def _typed(key: str):  # type: ignore[no-untyped-def]
 
     def convert(text: str) -> object:
         try:
-            return parse_key(key, text)
+            value = parse_key(key, text)
+            if key == "diskspace_min_free_percent" and value > 100:
+                raise ValueError(f"a percentage is at most 100, got {text!r}")
+            return value
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from exc
 
