@@ -21,8 +21,9 @@ from fits_storage.service.daemons import (
     DAEMONS,
     SUMMIT,
     WEB_COMMAND,
-    WEB_UNIT,
+    WEB_TEMPLATE,
     daemons_for,
+    installed,
     target_units,
 )
 from tests.conftest import IN_CI, make_test_config
@@ -64,8 +65,9 @@ def unit_commands() -> list[tuple[str, str, list[str]]]:
     """(unit file, command, arguments) of every ExecStart, with %i as an instance name."""
     found = []
     for unit in sorted(SYSTEMD.glob("*.service")):
+        instance = "8000" if unit.name == WEB_TEMPLATE else "test1"  # the web's is its port
         for line in unit_settings(unit)["ExecStart"]:
-            words = shlex.split(line.replace("%i", "test1"))
+            words = shlex.split(line.replace("%i", instance))
             assert words[0].startswith(INSTALL_BIN), f"{unit.name}: {words[0]}"
             found.append((unit.name, words[0].removeprefix(INSTALL_BIN), words[1:]))
     return found
@@ -152,9 +154,13 @@ def test_crontabs_carry_the_requeue_and_curation_jobs() -> None:
 
 def test_every_daemon_has_a_hardened_template_unit() -> None:
     shipped = {p.name for p in SYSTEMD.glob("*.service")}
-    assert shipped == {daemon.unit for daemon in DAEMONS} | {WEB_UNIT}
+    assert shipped == {daemon.unit for daemon in DAEMONS if daemon.unit_shipped} | {WEB_TEMPLATE}
     scripts = console_scripts()
     for daemon in DAEMONS:
+        if not daemon.unit_shipped:
+            assert not installed(daemon), f"{daemon.command} exists now: ship {daemon.unit}"
+            assert daemon.command not in scripts
+            continue
         settings = unit_settings(SYSTEMD / daemon.unit)
         (exec_start,) = settings["ExecStart"]
         words = shlex.split(exec_start)
@@ -164,7 +170,7 @@ def test_every_daemon_has_a_hardened_template_unit() -> None:
         ]
         if daemon.command in scripts:
             assert scripts[daemon.command] == f"{daemon.module}:main"
-            importlib.import_module(daemon.module)
+            assert installed(daemon)
         else:
             assert daemon.command in PLANNED
     for unit in shipped:
@@ -200,6 +206,8 @@ def test_daemons_for_follows_the_role_and_the_flags(tmp_path: Path) -> None:
     ]
     plain_archive = make_test_config(tmp_path / "p", db, is_archive="true")
     assert "service_preview_queue" not in [d.command for d in daemons_for(plain_archive)]
+    previewing_summit = make_test_config(tmp_path / "v", db, using_previews="true")
+    assert "service_preview_queue" in [d.command for d in daemons_for(previewing_summit)]
 
 
 def test_systemd_analyze_verify_passes_on_every_unit(tmp_path: Path) -> None:
@@ -223,7 +231,8 @@ def test_systemd_analyze_verify_passes_on_every_unit(tmp_path: Path) -> None:
         (units_dir / unit.name).write_text(text)
     to_verify = []
     for unit in sorted(units_dir.iterdir()):
-        name = unit.name.replace("@.", "@test1.")  # a template is verified as an instance
+        instance = "8000" if unit.name == WEB_TEMPLATE else "test1"
+        name = unit.name.replace("@.", f"@{instance}.")  # a template is verified as an instance
         to_verify.append(str(unit.with_name(name)))
     env = {**os.environ, "SYSTEMD_UNIT_PATH": f"{units_dir}:", "SYSTEMD_LOG_COLOR": "0"}
     result = subprocess.run(
