@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import bz2
 import hashlib
+import logging
 import os
 import shutil
 import sqlite3
@@ -21,9 +22,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fits_storage.config import Config, ConfigError
 from fits_storage.curation.backup import BackupError, backup_database, pg_dump_command
+from fits_storage.curation.delete import DELETED, KEPT, _delete
 from fits_storage.curation.diskspace import Space, Threshold
 from fits_storage.db.engine import make_engine, make_session_factory
 from fits_storage.ingest import ingest_file
+from fits_storage.ingest.ingest import mark_not_present
+from fits_storage.ingest.rollcall import present_versions
 from fits_storage.orm import DiskFile, File
 from fits_storage.queues import get_queue
 from tests.conftest import _migrated, make_test_config
@@ -140,14 +144,43 @@ def test_delete_files_deletes_only_what_the_archive_confirms(
     assert {p.name for p in root.iterdir() if p.is_file()} == kept
     assert present(session_factory) == kept
     with session_factory() as check:  # the row stays, marked not present
-        assert check.scalar(
-            select(DiskFile.present).where(DiskFile.filename == names["confirmed"])
-        ) is False
+        assert (
+            check.scalar(select(DiskFile.present).where(DiskFile.filename == names["confirmed"]))
+            is False
+        )
     log = (config.log_dir / "delete_files.log").read_text()
     assert f"{names['lacking']}: keep:" in log and "does not hold it" in log
     assert f"{names['other_md5']}: keep:" in log and "holds it with another md5" in log
     assert f"{names['changed']}: keep:" in log
     assert f"{names['confirmed']}: deleted and marked not present" in log
+
+
+def test_a_file_changed_after_its_check_is_kept(
+    config: Config, session: Session, session_factory: sessionmaker[Session]
+) -> None:
+    """The last look before the unlink: a file rewritten since it was hashed, or a version
+    re-ingested meanwhile, stays (and stays present); an unchanged one goes."""
+    paths = [
+        make_observatory_file(config.storage_root, observatory_filename(frame=f), seed=f)
+        for f in (1, 2, 3)
+    ]
+    for path in paths:
+        ingest_file(session, config, path.name)
+        session.commit()
+    versions = {v.filename: v for batch in present_versions(session_factory) for v in batch}
+    log = logging.getLogger("test_curation")
+    checked = [os.lstat(path) for path in paths]
+    rewritten, reingested, unchanged = paths
+    os.utime(rewritten, ns=(0, checked[0].st_mtime_ns + 10**9))
+    mark_not_present(session, versions[reingested.name].id)  # as if a newer version came
+    session.commit()
+    outcomes = [
+        _delete(session_factory, versions[path.name], path, before, log)
+        for path, before in zip(paths, checked, strict=True)
+    ]
+    assert outcomes == [KEPT, KEPT, DELETED]
+    assert rewritten.exists() and reingested.exists() and not unchanged.exists()
+    assert present(session_factory) == {rewritten.name}
 
 
 def test_delete_files_deletes_nothing_when_the_archive_is_unreachable(
@@ -219,9 +252,7 @@ def seed_rows(url: str, config: Config) -> None:
     engine.dispose()
 
 
-def test_database_backup_pg_dump_reads_back_with_pg_restore(
-    tmp_path: Path, pg_db_url: str
-) -> None:
+def test_database_backup_pg_dump_reads_back_with_pg_restore(tmp_path: Path, pg_db_url: str) -> None:
     config = make_test_config(tmp_path, pg_db_url)
     seed_rows(pg_db_url, config)
     schema = pg_db_url.rsplit("%3D", 1)[1]

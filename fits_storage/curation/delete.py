@@ -31,6 +31,7 @@ from fits_storage.orm import ExportQueue, IngestQueue
 from fits_storage.queues import Status
 
 DAY_SECONDS = 86400.0
+DELETED, KEPT, ERROR = "deleted", "kept", "error"
 PENDING = (Status.WAITING.value, Status.IN_PROGRESS.value)
 
 
@@ -150,9 +151,12 @@ def delete_files(
                 result.not_confirmed.append(version.label)
                 continue
             log.info("%s: %s: %.1f days old, %s", version.label, would, age_days, verdict.reason)
-            if dryrun or _delete(session_factory, version, local, st, log):
+            outcome = DELETED if dryrun else _delete(session_factory, version, local, st, log)
+            if outcome == DELETED:
                 result.deleted.append(version.label)
                 result.freed_bytes += st.st_size
+            elif outcome == KEPT:
+                result.skipped.append(version.label)
             else:
                 result.errors.append(version.label)
     return result
@@ -164,25 +168,25 @@ def _delete(
     local: Path,
     before: os.stat_result,
     log: logging.Logger,
-) -> bool:
+) -> str:
     """Mark the version not present and unlink the file, in one transaction that commits only
-    once the file is gone. A file changed since it was hashed, or a version no longer present
-    (re-ingested meanwhile), is kept."""
+    once the file is gone: DELETED. A file changed since it was hashed, or a version no longer
+    present (re-ingested meanwhile), is KEPT; a failed unlink is an ERROR."""
     with session_factory() as session:
         if not mark_not_present(session, version.id):
             session.rollback()
             log.warning("%s: kept: its version changed in the database meanwhile", version.label)
-            return False
+            return KEPT
         try:
             if _signature(os.lstat(local)) != _signature(before):
                 session.rollback()
                 log.warning("%s: kept: the file changed while it was checked", version.label)
-                return False
+                return KEPT
             os.unlink(local)
         except OSError as exc:
             session.rollback()
             log.error("%s: kept: cannot delete it: %s", version.label, exc)
-            return False
+            return ERROR
         session.commit()  # if this fails, the next rollcall marks the missing file
     log.info("%s: deleted and marked not present", version.label)
-    return True
+    return DELETED
