@@ -25,9 +25,10 @@ COMMANDS = {
     "service_export_queue": ["--empty"],
     "ingest_uploaded_file": ["--empty"],
     "web": ["--port=9"],
+    "fits_storage_run": ["--port=9"],
 }
 ALL = sorted(COMMANDS)
-NEED_TABLES = sorted(set(COMMANDS) - {"create_tables", "web"})
+NEED_TABLES = sorted(set(COMMANDS) - {"create_tables", "web", "fits_storage_run"})
 
 
 def run(config: Config, command: str, *args: str, **env: str) -> subprocess.CompletedProcess:
