@@ -1,6 +1,7 @@
 """fits_storage_run, as a real process: on a fresh directory it ingests real FITS files dropped
 into its DHS directory, restarts a daemon killed under it, and stops every child cleanly on
-SIGINT or SIGTERM, leaving no process behind. The supervisor kills a child that ignores SIGTERM."""
+SIGINT or SIGTERM, leaving no process behind; a second run on the same directory refuses to
+start. The supervisor kills a child that ignores SIGTERM."""
 
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ class Run:
         self.port = free_port()
         self.output = tmp_path / "run.out"
         environ = {k: v for k, v in os.environ.items() if not k.startswith("FITS_STORAGE_")}
+        self.environ = environ
         environ.update(
             PYTHONPATH=str(ROOT),
             FITS_STORAGE_CONFIG="",
@@ -55,7 +57,7 @@ class Run:
         command += [f"--root={self.root}", f"--port={self.port}", "--interval=0.5", *args]
         with open(self.output, "wb") as out:
             self.process = subprocess.Popen(
-                command, env=environ, stdout=out, stderr=subprocess.STDOUT
+                command, env=self.environ, stdout=out, stderr=subprocess.STDOUT
             )
 
     def text(self) -> str:
@@ -118,6 +120,17 @@ def test_fresh_directory_ingests_dropped_files_and_stops_on_sigint(tmp_path: Pat
         assert f"Status page: http://127.0.0.1:{run.port}/queuestatus" in text
         database = run.root / "dataflow" / ".fits_storage" / "fits_storage.db"
         assert database.is_file()
+
+        second = subprocess.run(
+            [sys.executable, "-m", "fits_storage.cli.fits_storage_run", f"--root={run.root}"],
+            env=run.environ,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode == 1
+        assert second.stderr.startswith("fits_storage_run: not starting: ")
+        assert "is locked by another process" in second.stderr
 
         expected = drop_real_files(dhs)
         url = f"sqlite:///{database}"

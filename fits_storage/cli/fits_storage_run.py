@@ -24,6 +24,7 @@ from fits_storage.config import Config
 from fits_storage.db.engine import make_engine, make_session_factory
 from fits_storage.db.schema import create_tables
 from fits_storage.service.daemon_plan import daemons_for, installed
+from fits_storage.service.lock import AlreadyRunning, InstanceLock
 from fits_storage.service.logs import one_line, setup_logging
 from fits_storage.service.supervisor import ChildSpec, Supervisor
 
@@ -112,6 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config_or_exit(COMMAND)
     for directory in (config.storage_root, config.dhs_perm):
         directory.mkdir(parents=True, exist_ok=True)
+    # One run per configuration: a second would start a second copy of every daemon.
+    lock = InstanceLock(config.lockfile_dir / f"{COMMAND}-{INSTANCE}.lock")
+    try:
+        lock.acquire()
+    except AlreadyRunning as exc:
+        fail(COMMAND, f"not starting: {exc}")
     setup_logging(config.log_dir, COMMAND, INSTANCE, debug=args.debug, console=True)
     log = logging.getLogger(COMMAND)
 
