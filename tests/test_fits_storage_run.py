@@ -205,3 +205,15 @@ def test_a_child_that_ignores_sigterm_is_killed_after_the_timeout(tmp_path: Path
     assert child.process.returncode == -signal.SIGKILL
     assert not alive(pid)
     assert "stubborn | ignoring SIGTERM" in output.read_text()
+
+
+def test_children_stop_when_fits_storage_run_is_killed(tmp_path: Path) -> None:
+    run = Run(tmp_path)
+    try:
+        run.wait_until_up()
+        children = [int(pid) for pid in re.findall(r"\(pid (\d+)\)", run.text())]
+        assert len(children) == 3
+    finally:
+        run.process.kill()
+        run.process.wait(60)
+    wait_for(lambda: not any(alive(pid) for pid in children), 60, "the children to stop")
