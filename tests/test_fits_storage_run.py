@@ -217,3 +217,17 @@ def test_children_stop_when_fits_storage_run_is_killed(tmp_path: Path) -> None:
         run.process.kill()
         run.process.wait(60)
     wait_for(lambda: not any(alive(pid) for pid in children), 60, "the children to stop")
+
+
+def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = Run(tmp_path, f"--port={port}")
+        status = run.process.wait(60)
+    assert status == 1
+    [line] = run.text().splitlines()
+    assert line.startswith(
+        f"fits_storage_run: not starting: the web server cannot listen on 127.0.0.1:{port}"
+    )

@@ -98,6 +98,22 @@ def child_specs(config: Config, args: argparse.Namespace, log: logging.Logger) -
     return specs
 
 
+def port_problem(host: str, port: int) -> str | None:
+    """Why the web server could not listen on ``host:port`` (taken, or not an address here)."""
+    try:
+        infos = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        return f"the web server cannot listen on {host}:{port} ({reason}): use --host or --port"
+    return None
+
+
 def status_url(host: str, port: int) -> str:
     if host in ("", "0.0.0.0", "::"):
         host = socket.gethostname()
@@ -119,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         lock.acquire()
     except AlreadyRunning as exc:
         fail(COMMAND, f"not starting: {exc}")
+    if problem := port_problem(args.host, args.port):
+        fail(COMMAND, f"not starting: {problem}")
     setup_logging(config.log_dir, COMMAND, INSTANCE, debug=args.debug, console=True)
     log = logging.getLogger(COMMAND)
 
@@ -138,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if any(spec.name == "copy_from_dhs" for spec in specs):
         lines.append(f"Drop FITS files into: {config.dhs_perm}")
+    if config.is_archive:
+        base = status_url(args.host, args.port).removesuffix("/queuestatus")
+        lines.append(f"Uploads: POST {base}/upload_file/<path>/<filename>")
     lines += [
         f"Status page: {status_url(args.host, args.port)}",
         *login,
