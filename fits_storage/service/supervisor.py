@@ -182,8 +182,11 @@ class Supervisor:
             for raw in stream:
                 line = raw.decode("utf-8", "replace").rstrip("\n")
                 with self._write_lock:
-                    self.output.write(f"{name} | {line}\n")
-                    self.output.flush()
+                    try:
+                        self.output.write(f"{name} | {line}\n")
+                        self.output.flush()
+                    except (OSError, ValueError):
+                        pass  # our output is gone: keep draining, or the child would block
 
     def _die_with_parent(self) -> Any:
         """A ``preexec_fn`` asking Linux to send the child SIGTERM if this process dies."""
