@@ -173,6 +173,14 @@ KEYS: dict[str, tuple[str, str]] = {
     "file_mode": ("mode", ""),
     "max_uncompressed_bytes": ("bytes", "4G"),
     "upload_read_timeout": ("positive_seconds", "60"),
+    "email_errors_to": ("list", ""),
+    "smtp_server": ("str", "localhost"),
+    "email_from": ("str", ""),
+    "alert_max_mails": ("posint", "5"),
+    "alert_window_seconds": ("positive_seconds", "3600"),
+    "queue_alert_age_seconds": ("positive_seconds", "3600"),
+    "queue_alert_failures": ("posint", "100"),
+    "dhs_alert_seconds": ("positive_seconds", "900"),
 }
 
 
@@ -205,6 +213,14 @@ class Config:
     file_mode: int | None
     max_uncompressed_bytes: int
     upload_read_timeout: float
+    email_errors_to: tuple[str, ...]
+    smtp_server: str
+    email_from: str
+    alert_max_mails: int
+    alert_window_seconds: float
+    queue_alert_age_seconds: float
+    queue_alert_failures: int
+    dhs_alert_seconds: float
     sources: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()  # unknown keys, sections and variables, for the commands
 

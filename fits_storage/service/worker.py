@@ -131,7 +131,7 @@ def run_queue_service(
         try:
             return QueueLoop(daemon, get_queue(queue_name, daemon.config), work).run()
         except DatabaseUnreachable as exc:
-            daemon.logger.error("%s", exc)
+            daemon.logger.critical("%s", exc)
             return EXIT_FAILURE
 
     return run_daemon(command, description, body, add_arguments=arguments, argv=argv)
