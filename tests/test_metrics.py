@@ -110,3 +110,29 @@ def test_metrics_report_an_unreachable_database(tmp_path: Path) -> None:
     with ServerThread(make_test_config(tmp_path, url)) as server:
         samples = scrape(server.url)
     assert samples == {("fits_storage_database_up", ()): 0}
+
+
+def test_a_worker_run_again_keeps_one_row_and_its_counters_grow(
+    config: Config, tmp_path: Path
+) -> None:
+    """As from cron: each run folds the finished runs' row into its own."""
+    fill_preview_queue(config, NAMES[:5])
+    run_to_the_end(config, tmp_path, ["w1"])
+    engine = make_engine(config.database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            queue = get_queue("preview", config)
+            for name in LATER:
+                queue.add(session, name, "")
+            session.commit()
+        run_to_the_end(config, tmp_path, ["w1"])
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT processed, stopped FROM queueworker")).all()
+    finally:
+        engine.dispose()
+    assert len(rows) == 1 and rows[0][1] is not None
+    with ServerThread(config) as server:
+        samples = scrape(server.url)
+    key = (("queue", "preview"), ("worker", "recording_worker-w1"))
+    assert samples[("fits_storage_items_processed_total", key)] == 5 + len(LATER)
+    assert samples[("fits_storage_processing_seconds_count", key)] == 5 + len(LATER)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from fits_storage.db.clock import server_now
@@ -56,6 +56,17 @@ class WorkerStats:
         with self._lock:
             self.retried += 1
 
+    def carry_over(self, rows: list[Any]) -> None:
+        """Start from the figures of earlier processes of this worker (see ``register``)."""
+        with self._lock:
+            for row in rows:
+                self.processed += row.processed
+                self.failed += row.failed
+                self.retried += row.retried
+                self.seconds_total += row.seconds_total
+                for i, count in enumerate((row.buckets or [])[: len(self.buckets)]):
+                    self.buckets[i] += count
+
     def figures(self) -> dict[str, Any]:
         """The columns of the row, as they stand now."""
         with self._lock:
@@ -71,8 +82,33 @@ class WorkerStats:
 def register(
     session: Session, worker: Worker, queue: str, interval: float, stats: WorkerStats
 ) -> int:
-    """Add this process's row; returns its id."""
+    """Add this process's row; returns its id.
+
+    The rows of this worker's earlier processes on this host that are stopped or dead are
+    folded into it (their counters carried over, the rows removed): a worker started by cron
+    every few minutes keeps one row, and its counters never go down.
+    """
     table = QueueWorker.__table__
+    earlier = session.execute(
+        delete(table)
+        .where(
+            table.c.name == worker.name,
+            table.c.queue == queue,
+            table.c.host == worker.host,
+            or_(
+                table.c.stopped.is_not(None),
+                table.c.heartbeat < server_now(-DEAD_AFTER_BEATS * interval),
+            ),
+        )
+        .returning(
+            table.c.processed,
+            table.c.failed,
+            table.c.retried,
+            table.c.seconds_total,
+            table.c.buckets,
+        )
+    ).all()
+    stats.carry_over(earlier)
     statement = (
         insert(table)
         .values(
