@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import signal
+from datetime import timedelta
 from pathlib import Path
 
 import requests
-from sqlalchemy import text
+from sqlalchemy import text, update
 
 from fits_storage.config import Config
 from fits_storage.db.engine import make_engine, make_session_factory
+from fits_storage.orm import PreviewQueue, utcnow
 from fits_storage.queues import get_queue
 from tests.conftest import make_test_config
 from tests.processes import start_recording_worker, stop, wait_for
@@ -70,7 +72,7 @@ def test_health_needs_a_live_worker_for_waiting_work(config: Config, tmp_path: P
             body = seen[-1]
             preview = body["queues"]["preview"]
             assert preview["live_workers"] == 1
-            assert preview["ready"] + preview["in_progress"] > 0  # healthy with work, not idle
+            assert preview["has_work"] or preview["in_progress"]  # healthy with work, not idle
             assert [w["name"] for w in body["workers"]] == ["recording_worker-w1"]
             assert body["workers"][0]["pid"] == worker.pid
             assert body["workers"][0]["queue"] == "preview"
@@ -103,10 +105,12 @@ def test_health_is_200_with_nothing_to_do(config: Config) -> None:
         assert answer.status_code == 200, answer.text
         assert answer.json()["queues"]["ingest"] == {
             "depth": 0,
-            "ready": 0,
+            "deferred": 0,
             "in_progress": 0,
             "failed": 0,
             "oldest_waiting_seconds": None,
+            "has_work": False,
+            "estimated": [],
             "live_workers": 0,
         }
 
@@ -118,3 +122,20 @@ def test_healthz_stays_the_cheap_probe(config: Config) -> None:
             "status": "ok",
             "database": "ok",
         }
+
+
+def test_deferred_work_counts_once_it_is_due(config: Config) -> None:
+    """An entry backing off is not work yet (200); once its time has come it is (503), even
+    though no worker is there to promote it."""
+    fill_preview_queue(config, NAMES[:1])
+    engine = make_engine(config.database_url)
+    try:
+        with ServerThread(config) as server:
+            for shift, status in ((timedelta(hours=1), 200), (-timedelta(seconds=1), 503)):
+                with engine.begin() as conn:
+                    conn.execute(update(PreviewQueue).values(after=utcnow() + shift))
+                answer = health(server.url)
+                assert answer.status_code == status, answer.text
+                assert answer.json()["queues"]["preview"]["deferred"] == 1
+    finally:
+        engine.dispose()

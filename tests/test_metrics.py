@@ -79,7 +79,7 @@ def test_metrics_match_the_database_after_real_workers(config: Config, tmp_path:
 
     assert value("fits_storage_database_up") == 1
     assert value("fits_storage_queue_depth", queue="preview") == len(LATER)
-    assert value("fits_storage_queue_ready", queue="preview") == 0  # backing off
+    assert value("fits_storage_queue_deferred", queue="preview") == len(LATER)  # backing off
     assert value("fits_storage_queue_failed", queue="preview") == failed
     assert value("fits_storage_queue_in_progress", queue="preview") == 0
     assert value("fits_storage_queue_live_workers", queue="preview") == 0

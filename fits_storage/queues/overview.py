@@ -1,20 +1,21 @@
-"""Each queue's figures for monitoring (/health, /metrics, check_queues), cheaply.
+"""Each queue's figures for monitoring (/health, /metrics, check_queues).
 
-One statement per queue of scalar subqueries, each with a condition matching one of the
-queue table's partial indexes, so none of them reads the rows of the other states.
+The counts are the queue engine's own (``Queue.counts``, the status page's figures); on top of
+them one cheap statement says whether the queue has work due now, read from the claim and
+deferred indexes, and gives the database server's time to age the oldest entry by.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from functools import cache
 
-from sqlalchemy import Select, Table, func, or_, select
+from sqlalchemy import Select, Table, exists, select
 from sqlalchemy.orm import Session
 
 from fits_storage.db.clock import server_now
 from fits_storage.queues.definitions import DEFINITIONS
+from fits_storage.queues.engine import Queue
 from fits_storage.queues.status import Status
 
 
@@ -22,37 +23,38 @@ from fits_storage.queues.status import Status
 class QueueOverview:
     name: str
     depth: int  # waiting, ready or deferred
-    ready: int  # waiting and due now
+    deferred: int  # of the waiting ones, held back until their ``after``
     in_progress: int
     failed: int
     oldest_waiting_seconds: float | None  # age of the oldest waiting entry
+    has_work: bool  # an entry is due now: ready, or deferred and past its time
+    estimated: tuple[str, ...] = ()  # counts that are estimates (see ``QueueCounts``)
 
 
 @cache
-def _statement(table: Table) -> Select:
-    def count(*conditions) -> Select:  # type: ignore[no-untyped-def]
-        return select(func.count()).select_from(table).where(*conditions).scalar_subquery()
-
+def _due(table: Table) -> Select:
     waiting = table.c.status == Status.WAITING.value
-    due = or_(table.c.after.is_(None), table.c.after <= server_now())
-    oldest = select(func.min(table.c.added)).where(waiting).scalar_subquery()
-    return select(
-        count(waiting),
-        count(waiting, due),
-        count(table.c.status == Status.IN_PROGRESS.value),
-        count(table.c.status == Status.FAILED.value),
-        oldest,
-        server_now(),
-    )
+    ready = exists().where(waiting, table.c.after.is_(None))
+    overdue = exists().where(waiting, table.c.after.is_not(None), table.c.after <= server_now())
+    return select(ready, overdue, server_now())
 
 
 def queue_overview(session: Session, name: str) -> QueueOverview:
-    table: Table = DEFINITIONS[name].__table__  # type: ignore[attr-defined]
-    depth, ready, in_progress, failed, oldest, now = session.execute(_statement(table)).one()
-    if isinstance(oldest, str):  # SQLite hands back a min() of a DateTime column as text
-        oldest = datetime.fromisoformat(oldest)
+    queue = Queue(DEFINITIONS[name])
+    counts = queue.counts(session)
+    ready, overdue, now = session.execute(_due(queue.table)).one()
+    oldest = counts.oldest_waiting
     age = None if oldest is None else max(0.0, (now - oldest).total_seconds())
-    return QueueOverview(name, depth, ready, in_progress, failed, age)
+    return QueueOverview(
+        name=name,
+        depth=counts.waiting,
+        deferred=counts.deferred,
+        in_progress=counts.in_progress,
+        failed=counts.failed,
+        oldest_waiting_seconds=age,
+        has_work=bool(ready or overdue),
+        estimated=tuple(getattr(counts, "estimated", ())),
+    )
 
 
 def all_queues(session: Session) -> list[QueueOverview]:

@@ -2,7 +2,7 @@
 
 ``GET /health``: the state of the whole flow for load balancers and monitoring, without login:
 the database, each queue's figures, and the live workers' last heartbeats. 503 when the
-database cannot be read, or when a queue has work (ready or in progress) and no live worker.
+database cannot be read, or when a queue has work (due now, or in progress) and no live worker.
 """
 
 from __future__ import annotations
@@ -48,14 +48,16 @@ def health(request: Request) -> JSONResponse:
     report: dict[str, Any] = {}
     for queue in queues:
         serving = sum(1 for w in workers if w.queue == queue.name)
-        if queue.ready + queue.in_progress and not serving:
+        if (queue.has_work or queue.in_progress) and not serving:
             problems.append(f"{queue.name}: work waiting and no live worker")
         report[queue.name] = {
             "depth": queue.depth,
-            "ready": queue.ready,
+            "deferred": queue.deferred,
             "in_progress": queue.in_progress,
             "failed": queue.failed,
             "oldest_waiting_seconds": queue.oldest_waiting_seconds,
+            "has_work": queue.has_work,
+            "estimated": list(queue.estimated),
             "live_workers": serving,
         }
     body = {

@@ -74,7 +74,10 @@ class Snapshot(Collector):
             live[state.queue] = live.get(state.queue, 0) + int(state.live)
         gauges = {
             "queue_depth": ("entries waiting (ready or deferred)", lambda q: q.depth),
-            "queue_ready": ("waiting entries due now", lambda q: q.ready),
+            "queue_deferred": (
+                "waiting entries held back until a later time (backing off, or deferred)",
+                lambda q: q.deferred,
+            ),
             "queue_in_progress": ("entries being processed", lambda q: q.in_progress),
             "queue_failed": ("failed entries waiting for a human", lambda q: q.failed),
             "queue_oldest_waiting_seconds": (
