@@ -178,6 +178,14 @@ KEYS: dict[str, tuple[str, str]] = {
     "diskspace_min_free_percent": ("posint", "5"),
     "database_backup_dir": ("dir", ""),
     "database_backup_keep": ("posint", "7"),
+    "email_errors_to": ("list", ""),
+    "smtp_server": ("str", "localhost"),
+    "email_from": ("str", ""),
+    "alert_max_mails": ("posint", "5"),
+    "alert_window_seconds": ("positive_seconds", "3600"),
+    "queue_alert_age_seconds": ("positive_seconds", "3600"),
+    "queue_alert_failures": ("posint", "100"),
+    "dhs_alert_seconds": ("positive_seconds", "900"),
 }
 
 
@@ -215,6 +223,14 @@ class Config:
     diskspace_min_free_percent: int
     database_backup_dir: Path
     database_backup_keep: int
+    email_errors_to: tuple[str, ...]
+    smtp_server: str
+    email_from: str
+    alert_max_mails: int
+    alert_window_seconds: float
+    queue_alert_age_seconds: float
+    queue_alert_failures: int
+    dhs_alert_seconds: float
     sources: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()  # unknown keys, sections and variables, for the commands
 

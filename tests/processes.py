@@ -24,14 +24,21 @@ def environ_for(config: Config, **extra: str) -> dict[str, str]:
 
 
 def start_recording_worker(
-    config: Config, name: str, *args: str, **extra_env: str
+    config: Config, name: str, *args: str, stderr_to: Path | None = None, **extra_env: str
 ) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, str(RECORDING_WORKER), "--name", name, *args],
-        env=environ_for(config, **extra_env),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    """A recording worker; its stderr piped, or appended to ``stderr_to`` for a test that never
+    reads it (a pipe nobody reads blocks the worker once full)."""
+    stderr = subprocess.PIPE if stderr_to is None else stderr_to.open("ab")
+    try:
+        return subprocess.Popen(
+            [sys.executable, str(RECORDING_WORKER), "--name", name, *args],
+            env=environ_for(config, **extra_env),
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    finally:
+        if stderr_to is not None:
+            stderr.close()
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str, step: float = 0.1) -> None:

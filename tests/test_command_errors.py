@@ -27,6 +27,7 @@ COMMANDS = {
     "web": ["--port=9"],
     "delete_files": ["--archive=http://127.0.0.1:9"],
     "fits_storage_run": ["--port=9"],
+    "check_queues": [],
 }
 ALL = sorted(COMMANDS)
 NEED_TABLES = sorted(set(COMMANDS) - {"create_tables", "web", "fits_storage_run"})

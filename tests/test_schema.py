@@ -27,6 +27,7 @@ TABLES = {
     "previewqueue",
     "calcachequeue",
     "uploadqueue",
+    "queueworker",
 }
 
 

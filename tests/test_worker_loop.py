@@ -45,6 +45,9 @@ def test_a_busy_worker_pays_one_transaction_per_entry(
     statements.clear()
     make_loop(engine, config, work).run()
     assert done == sorted(NAMES, reverse=True)
+    # The worker registry's writes (one transaction each, every few seconds) are not per entry.
+    registry = [s for s in statements if "queueworker" in s]
+    statements[:] = [s for s in statements if "queueworker" not in s]
     if engine.dialect.name == "postgresql":
         # One statement per entry (completion and next claim together, in autocommit), plus
         # the first claim and the final look at an empty queue (each with its sweep: five
@@ -52,7 +55,7 @@ def test_a_busy_worker_pays_one_transaction_per_entry(
         assert len(statements) <= len(NAMES) + 12, statements
     else:
         begins = [s for s in statements if s.startswith("BEGIN IMMEDIATE")]
-        assert len(begins) <= len(NAMES) + 2, begins
+        assert len(begins) - len(registry) <= len(NAMES) + 2, begins
 
 
 def test_work_that_writes_commits_with_its_completion_and_the_next_claim(

@@ -216,7 +216,9 @@ def select_files(
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     config = load_config_or_exit(COMMAND)
-    setup_command_logging(config.log_dir, COMMAND, debug=args.debug, demon=args.demon)
+    setup_command_logging(
+        config.log_dir, COMMAND, debug=args.debug, demon=args.demon, alerts=config
+    )
     try:
         path = clean_path(args.path)
         after = parse_after(args.after) if args.after else None

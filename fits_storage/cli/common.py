@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from fits_storage.config import Config, ConfigError, get_config, parse_positive_seconds
 from fits_storage.db.engine import make_engine, make_session_factory
 from fits_storage.db.schema import schema_problem
-from fits_storage.service.logs import NOISY_LOGGERS, install_handlers
+from fits_storage.service.logs import NOISY_LOGGERS, add_alerts, install_handlers
 from fits_storage.service.worker import one_line
 
 EXIT_FAILURE = 1
@@ -73,9 +73,12 @@ def setup_console_logging(debug: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def setup_command_logging(log_dir: Path, command: str, *, debug: bool, demon: bool) -> None:
+def setup_command_logging(
+    log_dir: Path, command: str, *, debug: bool, demon: bool, alerts: Config | None = None
+) -> None:
     """For commands run by hand and from cron: everything to ``<log_dir>/<command>.log``; on
-    the terminal warnings only (everything with ``debug``; nothing with ``demon``)."""
+    the terminal warnings only (everything with ``debug``; nothing with ``demon``); with
+    ``alerts``, CRITICAL records mailed as that configuration says."""
     log_dir.mkdir(parents=True, exist_ok=True)
     handlers: list[logging.Handler] = [
         logging.FileHandler(log_dir / f"{command}.log", encoding="utf-8")
@@ -84,4 +87,5 @@ def setup_command_logging(log_dir: Path, command: str, *, debug: bool, demon: bo
         console = logging.StreamHandler(sys.stderr)
         console.setLevel(logging.DEBUG if debug else logging.WARNING)
         handlers.append(console)
+    add_alerts(handlers, alerts)
     install_handlers(handlers, command, debug=debug)

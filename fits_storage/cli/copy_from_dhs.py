@@ -13,7 +13,11 @@ import sys
 
 from fits_storage.cli.common import positive_number
 from fits_storage.dhs import DhsPoller, remove_stale_temporaries
+from fits_storage.queues import Worker
+from fits_storage.queues.checks import DHS_COPIER
+from fits_storage.queues.registry import WorkerStats
 from fits_storage.service.daemon import Daemon, run_daemon
+from fits_storage.service.registration import Registration
 from fits_storage.service.worker import DatabaseOutage
 
 COMMAND = "copy_from_dhs"
@@ -67,6 +71,21 @@ def body(daemon: Daemon) -> int | None:
     )
     log.info("Watching %s, copying to %s", config.dhs_perm, config.storage_root)
     daemon.notifier.ready()
+    if args.dryrun:  # writes nothing anywhere, not even its heartbeat
+        return _poll(daemon, poller)
+    # In the worker registry, so check_queues and /health can tell that it runs.
+    registration = Registration(
+        daemon, Worker(f"{COMMAND}-{daemon.name}"), DHS_COPIER, WorkerStats()
+    )
+    registration.start()
+    try:
+        return _poll(daemon, poller)
+    finally:
+        registration.stop()
+
+
+def _poll(daemon: Daemon, poller: DhsPoller) -> int | None:
+    log, args = daemon.logger, daemon.args
     passes = 0
     outage = DatabaseOutage(daemon)
     while not daemon.stopping.is_set():

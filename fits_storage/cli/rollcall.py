@@ -65,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     config = load_config_or_exit(COMMAND)
-    setup_command_logging(config.log_dir, COMMAND, debug=args.debug, demon=args.demon)
+    setup_command_logging(
+        config.log_dir, COMMAND, debug=args.debug, demon=args.demon, alerts=config
+    )
     engine, session_factory = open_database(config, COMMAND)
     try:
         result = rollcall(

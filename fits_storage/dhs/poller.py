@@ -292,7 +292,7 @@ class DhsPoller:
         """Report a file that fails validation once (per size and mtime), not every pass."""
         self.rejected[name] = obs
         result.rejected.append(name)
-        self.log.error("%s: %s; not copied (reported once until the file changes)", name, reason)
+        self.log.critical("%s: %s; not copied (reported once until the file changes)", name, reason)
 
 
 def _md5(path: Path) -> str:

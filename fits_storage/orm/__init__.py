@@ -11,6 +11,7 @@ from fits_storage.orm.queues import (
     UploadQueue,
 )
 from fits_storage.orm.upload import FileUploadLog
+from fits_storage.orm.workers import QueueWorker
 
 __all__ = [
     "Base",
@@ -27,4 +28,5 @@ __all__ = [
     "QueueEntryMixin",
     "UploadQueue",
     "utcnow",
+    "QueueWorker",
 ]

@@ -124,7 +124,12 @@ def run_daemon(
             return EXIT_FAILURE
 
     handlers = setup_logging(
-        config.log_dir, command, args.name, debug=args.debug, console=not args.demon
+        config.log_dir,
+        command,
+        args.name,
+        debug=args.debug,
+        console=not args.demon,
+        alerts=config,
     )
     logger = logging.getLogger(command)
     for warning in config.warnings:
@@ -157,7 +162,7 @@ def run_daemon(
     try:
         result = body(daemon)
     except Exception:
-        logger.exception("stopping on an unexpected error")
+        logger.critical("giving up: stopping on an unexpected error", exc_info=True)
         return EXIT_FAILURE
     finally:
         daemon.notifier.stopping()

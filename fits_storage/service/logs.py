@@ -6,15 +6,24 @@ import logging
 import sys
 from pathlib import Path
 
+from fits_storage.config import Config
+
 # Libraries whose INFO lines are not ours to show.
 NOISY_LOGGERS = ("sqlalchemy", "botocore", "boto3", "urllib3", "s3transfer", "alembic")
 FORMAT = "%(asctime)s %(process)d:%(name)s:%(lineno)d %(levelname)s [{instance}] %(message)s"
 
 
 def setup_logging(
-    log_dir: Path, command: str, instance: str, *, debug: bool, console: bool
+    log_dir: Path,
+    command: str,
+    instance: str,
+    *,
+    debug: bool,
+    console: bool,
+    alerts: Config | None = None,
 ) -> list[logging.Handler]:
-    """Log to ``<log_dir>/<command>-<instance>.log`` (and stderr unless daemonized).
+    """Log to ``<log_dir>/<command>-<instance>.log`` (and stderr unless daemonized); with
+    ``alerts``, CRITICAL records are also mailed as that configuration says.
 
     Returns the handlers, whose streams a daemon must keep open.
     """
@@ -24,6 +33,7 @@ def setup_logging(
     ]
     if console:
         handlers.append(logging.StreamHandler(sys.stderr))
+    add_alerts(handlers, alerts)
     install_handlers(handlers, f"{command}-{instance}", debug=debug)
     return handlers
 
@@ -40,6 +50,15 @@ def install_handlers(handlers: list[logging.Handler], instance: str, *, debug: b
     root.setLevel(logging.DEBUG if debug else logging.INFO)
     for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def add_alerts(handlers: list[logging.Handler], config: Config | None) -> None:
+    """Add the alert mail handler to ``handlers`` when ``config`` names someone to mail."""
+    from fits_storage.service.alerts import alert_handler
+
+    handler = alert_handler(config) if config is not None else None
+    if handler is not None:
+        handlers.append(handler)
 
 
 def one_line(exc: BaseException) -> str:

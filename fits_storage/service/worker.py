@@ -38,8 +38,10 @@ from fits_storage.queues import Entry, Queue, RunTimeExceeded, TransientError, W
 from fits_storage.queues.context import WorkContext
 from fits_storage.queues.engine import Backoff
 from fits_storage.queues.notify import Waker
+from fits_storage.queues.registry import WorkerStats, queue_label
 from fits_storage.service.daemon import EXIT_FAILURE, Daemon, run_daemon
 from fits_storage.service.logs import one_line
+from fits_storage.service.registration import Registration
 
 DB_RETRY = Backoff(base_seconds=1.0, cap_seconds=60.0)
 # A one-shot run (cron, a hand-run --empty) gives up on an unreachable database after this long;
@@ -129,7 +131,7 @@ def run_queue_service(
         try:
             return QueueLoop(daemon, get_queue(queue_name, daemon.config), work).run()
         except DatabaseUnreachable as exc:
-            daemon.logger.error("%s", exc)
+            daemon.logger.critical("%s", exc)
             return EXIT_FAILURE
 
     return run_daemon(command, description, body, add_arguments=arguments, argv=argv)
@@ -154,6 +156,8 @@ class QueueLoop:
         self.heartbeat = Heartbeat(queue, daemon)
         self.limit = RunLimit(queue.max_run_seconds)
         self.summary = RunSummary()
+        self.stats = WorkerStats()
+        self.registration = Registration(daemon, self.worker, queue_label(queue.name), self.stats)
         self._conn: Connection | None = None
         self._postgresql = daemon.engine.dialect.name == "postgresql"
 
@@ -163,6 +167,7 @@ class QueueLoop:
         daemon, args = self.daemon, self.daemon.args
         daemon.notifier.ready()
         self.heartbeat.start()
+        self.registration.start()
         outage = DatabaseOutage(daemon)
         entry: Entry | None = None
         try:
@@ -194,6 +199,7 @@ class QueueLoop:
                 self._release(entry)
         finally:
             self.heartbeat.stop()
+            self.registration.stop()
             self.waker.close()
             self._drop_connection()
         if daemon.one_shot:
@@ -277,6 +283,7 @@ class QueueLoop:
             self.heartbeat.watch(None)
 
     def _run_work(self, entry: Entry, label: str, claim_next: bool) -> Entry | None:
+        started = time.monotonic()
         with self.daemon.session_factory() as session:
             try:
                 with self.limit.running():
@@ -294,6 +301,7 @@ class QueueLoop:
                 return None
             if completed:
                 self.summary.processed += 1
+                self.stats.record_processed(time.monotonic() - started)
             else:
                 self.log.warning(
                     "%s: lease lost while processing (another worker took it "
@@ -335,15 +343,18 @@ class QueueLoop:
                 self._reclaim_after_parking()
             if retried:
                 self.summary.deferred += 1
+                self.stats.record_retried()
                 level = logging.DEBUG if transient.quiet else logging.WARNING
                 self.log.log(level, "%s: %s (will retry)", label, one_line(exc))
             else:
                 self.summary.failed += 1
+                self.stats.record_failed()
                 self.log.error("%s: %s (attempts exhausted: failed)", label, one_line(exc))
             return
         self.queue.fail(session, entry, one_line(exc), tb)
         session.commit()
         self.summary.failed += 1
+        self.stats.record_failed()
         self.log.error("%s failed: %s", label, one_line(exc))
 
     def _reclaim_after_parking(self) -> None:

@@ -1,4 +1,4 @@
-"""The archive's HTTP application: upload, file lists, files, health.
+"""The archive's HTTP application: upload, file lists, files, health, metrics.
 
 ``create_app(config)`` makes its own engine and data store, so any ASGI server can run it
 (``fits_storage_web`` runs it under uvicorn). It does not start on a database without the
@@ -23,7 +23,7 @@ from fits_storage.db.engine import make_engine, make_session_factory
 from fits_storage.db.schema import schema_problem
 from fits_storage.storage import get_store
 from fits_storage.storage.atomic import STALE_SECONDS, remove_stale_parts
-from fits_storage.web import filelist, files, health, upload
+from fits_storage.web import filelist, files, health, metrics, upload
 from fits_storage.web.guard import RefuseControlCharacters
 from fits_storage.web.state import AppState
 
@@ -86,6 +86,6 @@ def create_app(config: Config) -> FastAPI:
     )
     app.state.fits = state
     app.add_middleware(RefuseControlCharacters)
-    for module in (upload, filelist, files, health):
+    for module in (upload, filelist, files, health, metrics):
         app.include_router(module.router)
     return app

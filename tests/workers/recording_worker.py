@@ -3,8 +3,8 @@
 Its work records the entry in the table ``processed`` inside the same transaction that
 completes the entry, so a test can check the exact multiset of effects. ``TEST_WORK_SECONDS``
 makes each item take up to that long (randomly), to widen the windows a kill can hit;
-``TEST_HANG`` names a file whose work hangs where no signal can reach it (as in an
-uninterruptible NFS read).
+``TEST_FAIL`` names files (comma-separated) whose work fails; ``TEST_HANG`` names a file whose
+work hangs where no signal can reach it (as in an uninterruptible NFS read).
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ def work(session: Session, entry: Entry, context: WorkContext) -> None:
     transient = os.environ.get("TEST_TRANSIENT")  # "loud" or "quiet": hand every entry back
     if transient:
         raise TransientError("destination down", delay=60, counts=False, quiet=transient == "quiet")
+    if entry.filename in os.environ.get("TEST_FAIL", "").split(","):
+        raise ValueError("broken file")
     if entry.filename == os.environ.get("TEST_HANG"):
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
         time.sleep(600)
