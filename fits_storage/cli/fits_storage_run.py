@@ -1,7 +1,7 @@
 """fits_storage_run: the whole system on one host, with one command.
 
 Creates the tables, then runs every daemon the configuration calls for (the table in
-``fits_storage.service.daemon_plan``) and the web server as child processes, restarting any
+``fits_storage.service.daemons``) and the web server as child processes, restarting any
 that crash, until Ctrl-C or SIGTERM stops them all. On the embedded default everything lives
 under one directory: the DHS disk to drop files into, the dataflow disk, and the SQLite
 database, logs and locks in its hidden ``.fits_storage/``.
@@ -23,7 +23,7 @@ from fits_storage.cli.common import fail, load_config_or_exit, positive_number
 from fits_storage.config import Config
 from fits_storage.db.engine import make_engine, make_session_factory
 from fits_storage.db.schema import create_tables
-from fits_storage.service.daemon_plan import daemons_for, installed
+from fits_storage.service.daemons import daemons_for, installed
 from fits_storage.service.lock import AlreadyRunning, InstanceLock
 from fits_storage.service.logs import one_line, setup_logging
 from fits_storage.service.supervisor import ChildSpec, Supervisor

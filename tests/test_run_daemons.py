@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from fits_storage.cli.fits_storage_run import child_specs, parse_args
-from fits_storage.service.daemon_plan import DAEMONS, installed
+from fits_storage.service.daemons import DAEMONS, installed
 from tests.conftest import make_test_config
 
 HAS = {row.command: installed(row) for row in DAEMONS}
