@@ -173,6 +173,9 @@ KEYS: dict[str, tuple[str, str]] = {
     "file_mode": ("mode", ""),
     "max_uncompressed_bytes": ("bytes", "4G"),
     "upload_read_timeout": ("positive_seconds", "60"),
+    "web_secret_key": ("str", ""),
+    "web_session_seconds": ("positive_seconds", "43200"),
+    "queuestatus_rows": ("posint", "50"),
 }
 
 
@@ -205,6 +208,9 @@ class Config:
     file_mode: int | None
     max_uncompressed_bytes: int
     upload_read_timeout: float
+    web_secret_key: str
+    web_session_seconds: float
+    queuestatus_rows: int
     sources: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()  # unknown keys, sections and variables, for the commands
 

@@ -10,6 +10,7 @@ from fits_storage.orm.queues import (
     QueueEntryMixin,
     UploadQueue,
 )
+from fits_storage.orm.staff import StaffAudit, StaffUser
 from fits_storage.orm.upload import FileUploadLog
 
 __all__ = [
@@ -27,4 +28,6 @@ __all__ = [
     "QueueEntryMixin",
     "UploadQueue",
     "utcnow",
+    "StaffAudit",
+    "StaffUser",
 ]
