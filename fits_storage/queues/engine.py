@@ -405,6 +405,10 @@ class Queue:
     def counts(self, session: Session | Connection) -> QueueCounts:
         """Exact up to ``COUNT_CAP`` per status, estimated above (see ``QueueCounts``)."""
         row = session.execute(sql.counts(self.table, COUNT_CAP)).one()._mapping
+        return self.counts_from(session, row)
+
+    def counts_from(self, session: Session | Connection, row: Mapping[str, Any]) -> QueueCounts:
+        """``QueueCounts`` from a row of ``statements.counts`` (estimating capped figures)."""
         figures: dict[str, Any] = {
             "oldest_waiting": row["oldest"],
             "next_deferred": row["next_due"],

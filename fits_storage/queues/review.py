@@ -6,34 +6,73 @@ commits; the caller writes its audit row in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from fits_storage.db.clock import server_now
 from fits_storage.queues import statements as sql
-from fits_storage.queues.engine import Queue, _dialect_name
+from fits_storage.queues.engine import COUNT_CAP, Queue, QueueCounts, _dialect_name
 
 
-def listed(queue: Queue, session: Session | Connection, rows: int) -> dict[str, list[Mapping]]:
-    """What a status page shows of a queue: the first ``rows`` ready entries in the order
-    workers take them (then deferred ones), the newest failures, and those in progress."""
-    params = {"limit": rows}
-    ready = [dict(r._mapping) for r in session.execute(sql.list_ready(queue.table), params)]
-    if len(ready) < rows:
-        params = {"limit": rows - len(ready)}
-        ready += [dict(r._mapping) for r in session.execute(sql.list_deferred(queue.table), params)]
+def overview(
+    queues: Sequence[Queue], session: Session | Connection, rows: int
+) -> tuple[datetime, dict[str, tuple[QueueCounts, dict[str, list[dict]]]]]:
+    """What a status page shows of each queue, in one round trip for the counts of all and one
+    per queue for its lists: the database's time now, and per queue its counts and the first
+    ``rows`` ready entries in the order workers take them (then deferred ones), the newest
+    failures, and those in progress."""
+    columns: list = [server_now().label("now")]
+    for i, queue in enumerate(queues):
+        counts = sql.counts(queue.table, COUNT_CAP)
+        columns += [c.element.label(f"q{i}_{c.name}") for c in counts.selected_columns]
+    head = session.execute(select(*columns)).one()._mapping
+    now = head["now"]
+    if isinstance(now, str):  # SQLite gives its text form
+        now = datetime.fromisoformat(now)
+    lists = _lists(queues, session, rows)
+    shown = {}
+    for i, queue in enumerate(queues):
+        prefix = f"q{i}_"
+        own = {k[len(prefix) :]: v for k, v in head.items() if k.startswith(prefix)}
+        shown[queue.name] = (queue.counts_from(session, own), lists[i])
+    return now, shown
+
+
+def _lists(
+    queues: Sequence[Queue], session: Session | Connection, rows: int
+) -> list[dict[str, list[dict]]]:
+    found: list[dict[str, list[dict]]] = [
+        {p: [] for p in ("ready", "deferred", "failed", "in_progress")} for _ in queues
+    ]
+    statement = sql.listing(tuple(queue.table for queue in queues))
+    for row in session.execute(statement, {"limit": rows}):
+        entry = dict(row._mapping)
+        own = queues[entry.pop("queue")].table.c
+        found[int(row.queue)][entry.pop("part")].append(
+            {k: v for k, v in entry.items() if k in own}
+        )
+    return [_ordered(parts, rows) for parts in found]
+
+
+def _ordered(parts: dict[str, list[dict]], rows: int) -> dict[str, list[dict]]:
+    parts["ready"].sort(key=lambda e: (e["sortkey"], e["id"]), reverse=True)
+    parts["deferred"].sort(key=lambda e: (e["after"], e["id"]))
+    parts["failed"].sort(key=lambda e: (e["failed_at"] or datetime.min, e["id"]), reverse=True)
+    parts["in_progress"].sort(key=lambda e: (e["claimed_at"] or datetime.min, e["id"]))
     return {
-        "waiting": ready,
-        "failed": [
-            dict(r._mapping) for r in session.execute(sql.list_failed(queue.table), {"limit": rows})
-        ],
-        "in_progress": [
-            dict(r._mapping)
-            for r in session.execute(sql.list_in_progress(queue.table), {"limit": rows})
-        ],
+        "waiting": (parts["ready"] + parts["deferred"])[:rows],
+        "failed": parts["failed"],
+        "in_progress": parts["in_progress"],
     }
+
+
+def listed(queue: Queue, session: Session | Connection, rows: int) -> dict[str, list[dict]]:
+    """One queue's lists, as ``overview`` gives them."""
+    return _lists([queue], session, rows)[0]
 
 
 def get_entry(queue: Queue, session: Session, entry_id: int) -> Mapping | None:

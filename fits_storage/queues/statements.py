@@ -32,6 +32,7 @@ from sqlalchemy import (
     Update,
     and_,
     bindparam,
+    cast,
     delete,
     func,
     literal_column,
@@ -40,6 +41,7 @@ from sqlalchemy import (
     select,
     text,
     true,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -416,8 +418,8 @@ def list_entries(table: Table) -> Select:
 # -- the status page: lists and staff actions ---------------------------------------------------
 
 LISTED_CORE = (
-    "id", "filename", "path", "status", "added", "after", "attempts", "worker", "host", "pid",
-    "claimed_at", "heartbeat", "failed_at", "error",
+    "id", "filename", "path", "sortkey", "status", "added", "after", "attempts", "worker",
+    "host", "pid", "claimed_at", "heartbeat", "failed_at", "error",
 )  # fmt: skip
 
 
@@ -547,3 +549,32 @@ def remove_failed(table: Table) -> Delete:
     return delete(table).where(
         table.c.id == bindparam("entry_id"), table.c.status == _const(Status.FAILED)
     )
+
+
+@cache
+def listing(tables: tuple[Table, ...]) -> Select:
+    """The four lists above of every table in one round trip. Each row is tagged with its
+    table's position (``queue``) and its ``part``; a column one table lacks is NULL in its rows.
+    The order within a part is the caller's to restore (a union promises none)."""
+    columns: dict[str, ColumnElement] = {}
+    for table in tables:
+        for column in _listed(table):
+            columns.setdefault(column.name, column)
+    selects = []
+    for position, table in enumerate(tables):
+        parts = {
+            "ready": list_ready(table),
+            "deferred": list_deferred(table),
+            "failed": list_failed(table),
+            "in_progress": list_in_progress(table),
+        }
+        for name, statement in parts.items():
+            rows = statement.subquery(f"{table.name}_{name}")
+            values = [
+                rows.c[column] if column in rows.c else cast(null(), typed.type).label(column)
+                for column, typed in columns.items()
+            ]
+            selects.append(
+                select(_const(position).label("queue"), _const(name).label("part"), *values)
+            )
+    return union_all(*selects)  # type: ignore[return-value]

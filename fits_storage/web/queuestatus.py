@@ -20,16 +20,14 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from fits_storage.db.clock import server_now
 from fits_storage.orm.staff import StaffAudit
 from fits_storage.queues import DEFINITIONS, QueueCounts, get_queue
 from fits_storage.queues.engine import COUNT_CAP
 from fits_storage.queues.review import (
     get_entry,
-    listed,
+    overview,
     remove_failed,
     retry_all_failed,
     retry_failed,
@@ -112,21 +110,18 @@ def version(tab: dict[str, Any]) -> str:
 def snapshot(state: AppState) -> dict[str, Any]:
     """Every queue's tab, with its version, and the database's time now."""
     rows = state.config.queuestatus_rows
+    queues = [get_queue(name, state.config) for name in DEFINITIONS]
     with read_session(state) as session:
-        now = session.execute(select(server_now())).scalar_one()
-        if isinstance(now, str):  # SQLite returns its text form
-            now = datetime.fromisoformat(now)
-        tabs = {}
-        for name, model in DEFINITIONS.items():
-            queue = get_queue(name, state.config)
-            lists = listed(queue, session, rows)
-            tab = {
-                "table": model.__tablename__,
-                "counts": _counts(queue.counts(session)),
-                **{part: [_entry(e, now) for e in entries] for part, entries in lists.items()},
-            }
-            tab["version"] = version(tab)
-            tabs[name] = tab
+        now, shown = overview(queues, session, rows)
+    tabs = {}
+    for name, (counts, lists) in zip(DEFINITIONS, shown.values(), strict=True):
+        tab = {
+            "table": DEFINITIONS[name].__tablename__,
+            "counts": _counts(counts),
+            **{part: [_entry(e, now) for e in entries] for part, entries in lists.items()},
+        }
+        tab["version"] = version(tab)
+        tabs[name] = tab
     return {"now": _iso(now), "rows": rows, "queues": tabs}
 
 
