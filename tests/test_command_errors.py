@@ -25,6 +25,7 @@ COMMANDS = {
     "service_export_queue": ["--empty"],
     "ingest_uploaded_file": ["--empty"],
     "web": ["--port=9"],
+    "fits_storage_user": ["list"],
 }
 ALL = sorted(COMMANDS)
 NEED_TABLES = sorted(set(COMMANDS) - {"create_tables", "web"})

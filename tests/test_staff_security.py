@@ -235,3 +235,16 @@ def test_json_sends_only_the_tabs_that_changed(server: ServerThread, staff_confi
     factory.kw["bind"].dispose()
     later = client.get(f"{server.url}/queuestatus/json", params={"since": since}).json()
     assert list(later["queues"]) == ["ingest"]
+
+
+def test_the_signing_key_is_kept_private_and_survives_a_restart(
+    server: ServerThread, staff_config: Config
+) -> None:
+    client = login(server.url)
+    key_file = secret_key_file(staff_config)
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    with ServerThread(staff_config) as restarted:
+        assert client.get(f"{restarted.url}/queuestatus/json").status_code == 200
+    other = staff_config.replace(web_secret_key="a configured key of more than 32 characters")
+    with ServerThread(other) as rekeyed:
+        assert client.get(f"{rekeyed.url}/queuestatus/json").status_code == 401
