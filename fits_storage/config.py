@@ -186,6 +186,9 @@ KEYS: dict[str, tuple[str, str]] = {
     "queue_alert_age_seconds": ("positive_seconds", "3600"),
     "queue_alert_failures": ("posint", "100"),
     "dhs_alert_seconds": ("positive_seconds", "900"),
+    "web_secret_key": ("str", ""),
+    "web_session_seconds": ("positive_seconds", "43200"),
+    "queuestatus_rows": ("posint", "50"),
 }
 
 
@@ -231,6 +234,9 @@ class Config:
     queue_alert_age_seconds: float
     queue_alert_failures: int
     dhs_alert_seconds: float
+    web_secret_key: str
+    web_session_seconds: float
+    queuestatus_rows: int
     sources: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()  # unknown keys, sections and variables, for the commands
 

@@ -28,6 +28,7 @@ COMMANDS = {
     "delete_files": ["--archive=http://127.0.0.1:9"],
     "fits_storage_run": ["--port=9"],
     "check_queues": [],
+    "fits_storage_user": ["list"],
 }
 ALL = sorted(COMMANDS)
 NEED_TABLES = sorted(set(COMMANDS) - {"create_tables", "web", "fits_storage_run"})
