@@ -13,10 +13,12 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -33,6 +35,7 @@ from fits_storage.queues import get_queue
 from tests.conftest import _migrated, make_test_config
 from tests.fitsdata import make_observatory_file, observatory_filename
 from tests.processes import environ_for
+from tests.test_alerts import Inbox, run_command
 from tests.test_web import ServerThread, free_port
 
 OLD = time.time() - 30 * 86400
@@ -209,6 +212,31 @@ def test_threshold_needs_both_bytes_and_percent() -> None:
     assert threshold.shortfall(Space(Path("/d"), total=1000, free=100)) is None
     assert "less than 100 B" in (threshold.shortfall(Space(Path("/d"), 1000, 99)) or "")
     assert "less than 10%" in (threshold.shortfall(Space(Path("/d"), 10_000, 999)) or "")
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Inbox, str]]:
+    """A real SMTP server (aiosmtpd) on loopback, keeping what it is sent."""
+    handler, port = Inbox(), free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield handler, f"127.0.0.1:{port}"
+    finally:
+        controller.stop()
+
+
+def test_low_disk_space_is_mailed_to_the_admins(
+    smtp: tuple[Inbox, str], plain_config: Config
+) -> None:
+    handler, server = smtp
+    total = shutil.disk_usage(plain_config.storage_root).total
+    dry = run_command(plain_config, server, "diskspace_check", "--dryrun", f"--min-free={total}")
+    assert dry.returncode == 1 and handler.messages == []
+    low = run_command(plain_config, server, "diskspace_check", f"--min-free={total + 1}")
+    assert low.returncode == 1
+    (mail,) = handler.messages
+    assert mail["To"] == "admins@example.org" and "low disk space" in mail["Subject"]
 
 
 def test_a_percentage_above_100_is_refused_by_name(tmp_path: Path) -> None:

@@ -62,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     config = load_config_or_exit(COMMAND)
-    setup_command_logging(config.log_dir, COMMAND, debug=args.debug, demon=args.demon)
+    setup_command_logging(
+        config.log_dir, COMMAND, debug=args.debug, demon=args.demon, alerts=config
+    )
     directory = args.dir or config.database_backup_dir
     keep = args.keep or config.database_backup_keep
     try:

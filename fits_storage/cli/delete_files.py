@@ -97,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     archives = tuple(args.archive or config.export_destinations)
     if not archives:
         fail(COMMAND, "no archive to ask: set export_destinations or give --archive", EXIT_USAGE)
-    setup_command_logging(config.log_dir, COMMAND, debug=args.debug, demon=args.demon)
+    setup_command_logging(
+        config.log_dir, COMMAND, debug=args.debug, demon=args.demon, alerts=config
+    )
     engine, session_factory = open_database(config, COMMAND)
     min_age = config.delete_min_age_days if args.min_age_days is None else args.min_age_days
     rules = DeleteRules(min_age, args.file_re, args.max_files)

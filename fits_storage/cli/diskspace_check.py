@@ -93,7 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     config = load_config_or_exit(COMMAND)
-    setup_command_logging(config.log_dir, COMMAND, debug=args.debug, demon=args.demon)
+    setup_command_logging(
+        config.log_dir, COMMAND, debug=args.debug, demon=args.demon, alerts=config
+    )
     threshold = Threshold(
         config.diskspace_min_free if args.min_free is None else args.min_free,
         config.diskspace_min_free_percent
