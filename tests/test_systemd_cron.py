@@ -32,10 +32,10 @@ ROOT = Path(__file__).resolve().parent.parent
 SYSTEMD = ROOT / "systemd"
 CRON = ROOT / "cron"
 INSTALL_BIN = "/opt/fits_storage/venv/bin/"
-# Commands a unit or crontab names ahead of the change that adds them (the preview worker, the
-# queue monitor): checked in full once they are in setup.cfg. Nothing else may name a missing
+# Commands a unit or crontab names ahead of the change that adds them (the preview worker):
+# checked in full once they are in setup.cfg. Nothing else may name a missing
 # command.
-PLANNED = {"service_preview_queue", "check_queues"}
+PLANNED = {"service_preview_queue"}
 HARDENING = {
     "NoNewPrivileges": "yes",
     "ProtectSystem": "strict",
