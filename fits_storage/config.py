@@ -173,6 +173,11 @@ KEYS: dict[str, tuple[str, str]] = {
     "file_mode": ("mode", ""),
     "max_uncompressed_bytes": ("bytes", "4G"),
     "upload_read_timeout": ("positive_seconds", "60"),
+    "delete_min_age_days": ("posint", "14"),
+    "diskspace_min_free": ("bytes", "10G"),
+    "diskspace_min_free_percent": ("posint", "5"),
+    "database_backup_dir": ("dir", ""),
+    "database_backup_keep": ("posint", "7"),
     "email_errors_to": ("list", ""),
     "smtp_server": ("str", "localhost"),
     "email_from": ("str", ""),
@@ -181,6 +186,9 @@ KEYS: dict[str, tuple[str, str]] = {
     "queue_alert_age_seconds": ("positive_seconds", "3600"),
     "queue_alert_failures": ("posint", "100"),
     "dhs_alert_seconds": ("positive_seconds", "900"),
+    "web_secret_key": ("str", ""),
+    "web_session_seconds": ("positive_seconds", "43200"),
+    "queuestatus_rows": ("posint", "50"),
 }
 
 
@@ -213,6 +221,11 @@ class Config:
     file_mode: int | None
     max_uncompressed_bytes: int
     upload_read_timeout: float
+    delete_min_age_days: int
+    diskspace_min_free: int
+    diskspace_min_free_percent: int
+    database_backup_dir: Path
+    database_backup_keep: int
     email_errors_to: tuple[str, ...]
     smtp_server: str
     email_from: str
@@ -221,6 +234,9 @@ class Config:
     queue_alert_age_seconds: float
     queue_alert_failures: int
     dhs_alert_seconds: float
+    web_secret_key: str
+    web_session_seconds: float
+    queuestatus_rows: int
     sources: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()  # unknown keys, sections and variables, for the commands
 
@@ -364,8 +380,14 @@ def load_config(
     values["log_dir"] = values["log_dir"] or system / "logs"
     values["lockfile_dir"] = values["lockfile_dir"] or system / "locks"
     values["dhs_perm"] = values["dhs_perm"] or root / "dhs"
+    values["database_backup_dir"] = values["database_backup_dir"] or system / "backups"
     if not values["database_url"]:
         values["database_url"] = f"sqlite:///{default_sqlite_file(root)}"
+    if values["diskspace_min_free_percent"] > 100:
+        raise ConfigError(
+            "configuration key 'diskspace_min_free_percent' "
+            f"({raw['diskspace_min_free_percent'][1]}): a percentage, at most 100"
+        )
     if values["using_s3"] and not values["s3_bucket_name"]:
         raise ConfigError("configuration key 's3_bucket_name' must be set when using_s3 is true")
     for key, (kind, _) in KEYS.items():
@@ -413,3 +435,9 @@ def set_config(config: Config | None) -> None:
     """Install (or forget, with None) the process's configuration; for commands and tests."""
     global _current
     _current = config
+
+
+def parse_key(key: str, text: str) -> Any:
+    """``text`` parsed as the configuration key ``key`` is (ValueError if it is not valid):
+    for command-line options that override a key."""
+    return _PARSERS[KEYS[key][0]](text)

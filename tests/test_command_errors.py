@@ -25,10 +25,13 @@ COMMANDS = {
     "service_export_queue": ["--empty"],
     "ingest_uploaded_file": ["--empty"],
     "web": ["--port=9"],
+    "delete_files": ["--archive=http://127.0.0.1:9"],
+    "fits_storage_run": ["--port=9"],
     "check_queues": [],
+    "fits_storage_user": ["list"],
 }
 ALL = sorted(COMMANDS)
-NEED_TABLES = sorted(set(COMMANDS) - {"create_tables", "web"})
+NEED_TABLES = sorted(set(COMMANDS) - {"create_tables", "web", "fits_storage_run"})
 
 
 def run(config: Config, command: str, *args: str, **env: str) -> subprocess.CompletedProcess:

@@ -28,6 +28,8 @@ TABLES = {
     "calcachequeue",
     "uploadqueue",
     "queueworker",
+    "staffuser",
+    "staffaudit",
 }
 
 

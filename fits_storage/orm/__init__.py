@@ -10,6 +10,7 @@ from fits_storage.orm.queues import (
     QueueEntryMixin,
     UploadQueue,
 )
+from fits_storage.orm.staff import StaffAudit, StaffUser
 from fits_storage.orm.upload import FileUploadLog
 from fits_storage.orm.workers import QueueWorker
 
@@ -29,4 +30,6 @@ __all__ = [
     "UploadQueue",
     "utcnow",
     "QueueWorker",
+    "StaffAudit",
+    "StaffUser",
 ]

@@ -64,6 +64,10 @@ class QueueEntryMixin:
                 **_partial("in_progress"),
             ),
             Index(f"ix_{name}_failed", "filename", **_partial("failed")),
+            # The status page: failures newest first, and waiting counts and age, both read from
+            # small indexes holding only those rows (cheap with a million finished or failed).
+            Index(f"ix_{name}_failed_at", "failed_at", "id", **_partial("failed")),
+            Index(f"ix_{name}_waiting_added", "added", **_partial("waiting")),
             CheckConstraint(f"status IN ({statuses})", name="status"),
         )
 

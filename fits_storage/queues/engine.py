@@ -7,6 +7,7 @@ writes, so the work's effects and the removal of its entry land together or not 
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import socket
@@ -28,6 +29,8 @@ from fits_storage.queues.sortkey import sortkey_for_filename
 from fits_storage.queues.status import Status
 
 BULK_ROWS = 10_000
+# Counts stop here and estimate beyond: exact to ten thousand, cheap with millions.
+COUNT_CAP = 10_000
 # Claims that meet the unique in-progress index (two workers picked two entries of one file at
 # the same moment) look again this many times before reporting nothing to do this time.
 CLAIM_CLASHES = 5
@@ -68,12 +71,16 @@ class Entry:
 
 @dataclass(frozen=True)
 class QueueCounts:
+    """A queue's figures. A count above ``COUNT_CAP`` is an estimate, named in ``estimated``:
+    PostgreSQL's planner estimate (at least the cap), or on SQLite the cap itself."""
+
     waiting: int = 0
     in_progress: int = 0
     failed: int = 0
     oldest_waiting: datetime | None = None
     deferred: int = 0  # of the waiting ones
     next_deferred: datetime | None = None  # when the first deferred entry is due
+    estimated: tuple[str, ...] = ()
 
     @property
     def total(self) -> int:
@@ -395,13 +402,33 @@ class Queue:
 
     # -- looking ------------------------------------------------------------------------------
 
-    def counts(self, session: Session) -> QueueCounts:
-        figures: dict[str, Any] = {}
-        for status, number, oldest, deferred, next_due in session.execute(sql.counts(self.table)):
-            figures[status] = number
-            if status == Status.WAITING.value:
-                figures.update(oldest_waiting=oldest, deferred=deferred, next_deferred=next_due)
-        return QueueCounts(**figures)
+    def counts(self, session: Session | Connection) -> QueueCounts:
+        """Exact up to ``COUNT_CAP`` per status, estimated above (see ``QueueCounts``)."""
+        row = session.execute(sql.counts(self.table, COUNT_CAP)).one()._mapping
+        return self.counts_from(session, row)
+
+    def counts_from(self, session: Session | Connection, row: Mapping[str, Any]) -> QueueCounts:
+        """``QueueCounts`` from a row of ``statements.counts`` (estimating capped figures)."""
+        figures: dict[str, Any] = {
+            "oldest_waiting": row["oldest"],
+            "next_deferred": row["next_due"],
+        }
+        estimated = []
+        for name in ("waiting", "in_progress", "failed", "deferred"):
+            figures[name] = row[name]
+            if row[name] > COUNT_CAP:
+                estimated.append(name)
+                figures[name] = max(COUNT_CAP, self._estimate(session, name))
+        return QueueCounts(**figures, estimated=tuple(estimated))
+
+    def _estimate(self, session: Session | Connection, name: str) -> int:
+        if _dialect_name(session) != "postgresql":
+            return COUNT_CAP
+        status = Status.WAITING.value if name == "deferred" else name
+        plan = session.execute(sql.estimate_rows(self.table, status)).scalar_one()
+        if isinstance(plan, str):
+            plan = json.loads(plan)
+        return int(plan[0]["Plan"]["Plan Rows"])
 
     def entries(self, session: Session, status: Status, limit: int = 50) -> list[Mapping]:
         rows = session.execute(

@@ -32,6 +32,7 @@ from sqlalchemy import (
     Update,
     and_,
     bindparam,
+    cast,
     delete,
     func,
     literal_column,
@@ -40,6 +41,7 @@ from sqlalchemy import (
     select,
     text,
     true,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -373,15 +375,34 @@ def heartbeat(table: Table) -> Update:
 
 
 @cache
-def counts(table: Table) -> Select:
-    """One grouped scan per queue: the figures a status page shows."""
+def counts(table: Table, cap: int) -> Select:
+    """The figures a status page shows, in one round trip, each read from a partial index that
+    holds only its rows; a count stops at ``cap`` + 1 rows (the caller then estimates), so a
+    million failed or waiting rows cost what ten thousand do."""
+
+    def capped(*where: ColumnElement[bool]) -> ColumnElement:
+        rows = select(_const(1)).where(*where).limit(_const(cap + 1)).subquery()
+        return select(func.count()).select_from(rows).scalar_subquery()
+
+    waiting = table.c.status == _const(Status.WAITING)
     return select(
-        table.c.status,
-        func.count(),
-        func.min(table.c.added),
-        func.count(table.c.after),
-        func.min(table.c.after),
-    ).group_by(table.c.status)
+        capped(waiting).label("waiting"),
+        capped(table.c.status == _const(Status.IN_PROGRESS)).label("in_progress"),
+        capped(table.c.status == _const(Status.FAILED)).label("failed"),
+        capped(waiting, table.c.after.is_not(None)).label("deferred"),
+        select(func.min(table.c.added)).where(waiting).scalar_subquery().label("oldest"),
+        select(func.min(table.c.after))
+        .where(waiting, table.c.after.is_not(None))
+        .scalar_subquery()
+        .label("next_due"),
+    )
+
+
+@cache
+def estimate_rows(table: Table, status: str) -> TextClause:
+    """PostgreSQL's planner estimate of a status's rows (``EXPLAIN``: reads statistics, not
+    rows), for counts above the cap."""
+    return text(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {table.name} WHERE status = '{status}'")
 
 
 @cache
@@ -392,3 +413,168 @@ def list_entries(table: Table) -> Select:
         .order_by(table.c.sortkey.desc(), table.c.id.desc())
         .limit(bindparam("limit"))
     )
+
+
+# -- the status page: lists and staff actions ---------------------------------------------------
+
+LISTED_CORE = (
+    "id", "filename", "path", "sortkey", "status", "added", "after", "attempts", "worker",
+    "host", "pid", "claimed_at", "heartbeat", "failed_at", "error",
+)  # fmt: skip
+
+
+def _listed(table: Table) -> list[ColumnElement]:
+    """What a status page list shows: everything but the traceback (fetched one at a time)."""
+    return [c for c in table.c if c.name in LISTED_CORE or c.name not in CORE_COLUMNS]
+
+
+@cache
+def list_ready(table: Table) -> Select:
+    """Ready waiting entries in the order workers take them (the claim index, read backwards)."""
+    return (
+        select(*_listed(table))
+        .where(table.c.status == _const(Status.WAITING), table.c.after.is_(None))
+        .order_by(table.c.sortkey.desc(), table.c.id.desc())
+        .limit(bindparam("limit"))
+    )
+
+
+@cache
+def list_deferred(table: Table) -> Select:
+    """Deferred entries, the first due first (the deferred index)."""
+    return (
+        select(*_listed(table))
+        .where(table.c.status == _const(Status.WAITING), table.c.after.is_not(None))
+        .order_by(table.c.after)
+        .limit(bindparam("limit"))
+    )
+
+
+@cache
+def list_failed(table: Table) -> Select:
+    """The newest failures first (the ``failed_at`` index, read backwards)."""
+    return (
+        select(*_listed(table))
+        .where(table.c.status == _const(Status.FAILED))
+        .order_by(table.c.failed_at.desc(), table.c.id.desc())
+        .limit(bindparam("limit"))
+    )
+
+
+@cache
+def list_in_progress(table: Table) -> Select:
+    return (
+        select(*_listed(table))
+        .where(table.c.status == _const(Status.IN_PROGRESS))
+        .order_by(table.c.claimed_at, table.c.id)
+        .limit(bindparam("limit"))
+    )
+
+
+@cache
+def get_entry(table: Table) -> Select:
+    return select(table).where(table.c.id == bindparam("entry_id"))
+
+
+def _no_waiting_twin(table: Table, key: tuple[str, ...]) -> ColumnElement[bool]:
+    other = table.alias("other")
+    return ~(
+        select(_const(1))
+        .where(other.c.status == _const(Status.WAITING))
+        .where(*(other.c[col] == table.c[col] for col in key))
+        .exists()
+    )
+
+
+_FRESH = dict(
+    status=_const(Status.WAITING),
+    after=null(),
+    attempts=0,
+    worker=null(),
+    host=null(),
+    pid=null(),
+    claimed_at=null(),
+    heartbeat=null(),
+    failed_at=null(),
+    error=null(),
+    traceback=null(),
+)
+
+
+@cache
+def retry_failed(table: Table, key: tuple[str, ...]) -> Update:
+    """A failed entry waits again, as if just added (attempts from 0); skipped when the file
+    already has a waiting entry, which then covers it."""
+    return (
+        update(table)
+        .where(table.c.id == bindparam("entry_id"), table.c.status == _const(Status.FAILED))
+        .where(_no_waiting_twin(table, key))
+        .values(**_FRESH)
+    )
+
+
+@cache
+def retry_all_failed(table: Table, key: tuple[str, ...]) -> Update:
+    """Every failed file waits again: its newest failure becomes the waiting entry, unless the
+    file already has one."""
+    newest = table.alias("newest")
+    newest_id = (
+        select(func.max(newest.c.id))
+        .where(newest.c.status == _const(Status.FAILED))
+        .where(*(newest.c[col] == table.c[col] for col in key))
+        .scalar_subquery()
+    )
+    return (
+        update(table)
+        .where(table.c.status == _const(Status.FAILED), table.c.id == newest_id)
+        .where(_no_waiting_twin(table, key))
+        .values(**_FRESH)
+    )
+
+
+@cache
+def drop_covered_failures(table: Table, key: tuple[str, ...], one: bool) -> Delete:
+    """Failures of files that now have a waiting entry, which stands for them: the one with
+    ``entry_id`` (``one``), or all of them."""
+    statement = (
+        delete(table)
+        .where(table.c.status == _const(Status.FAILED))
+        .where(~_no_waiting_twin(table, key))
+    )
+    return statement.where(table.c.id == bindparam("entry_id")) if one else statement
+
+
+@cache
+def remove_failed(table: Table) -> Delete:
+    return delete(table).where(
+        table.c.id == bindparam("entry_id"), table.c.status == _const(Status.FAILED)
+    )
+
+
+@cache
+def listing(tables: tuple[Table, ...]) -> Select:
+    """The four lists above of every table in one round trip. Each row is tagged with its
+    table's position (``queue``) and its ``part``; a column one table lacks is NULL in its rows.
+    The order within a part is the caller's to restore (a union promises none)."""
+    columns: dict[str, ColumnElement] = {}
+    for table in tables:
+        for column in _listed(table):
+            columns.setdefault(column.name, column)
+    selects = []
+    for position, table in enumerate(tables):
+        parts = {
+            "ready": list_ready(table),
+            "deferred": list_deferred(table),
+            "failed": list_failed(table),
+            "in_progress": list_in_progress(table),
+        }
+        for name, statement in parts.items():
+            rows = statement.subquery(f"{table.name}_{name}")
+            values = [
+                rows.c[column] if column in rows.c else cast(null(), typed.type).label(column)
+                for column, typed in columns.items()
+            ]
+            selects.append(
+                select(_const(position).label("queue"), _const(name).label("part"), *values)
+            )
+    return union_all(*selects)  # type: ignore[return-value]
