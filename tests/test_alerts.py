@@ -167,3 +167,18 @@ def test_check_queues_mails_stuck_queues_and_a_silent_dhs_copier(
         assert len(handler.messages) == 4
     finally:
         engine.dispose()
+
+
+def test_every_command_mails_its_critical_records(inbox: tuple[Inbox, str], tmp_path: Path) -> None:
+    """A cron command need not ask for alerts: diskspace_check's low-space CRITICAL is mailed."""
+    from tests.conftest import make_test_config
+
+    handler, server = inbox
+    config = make_test_config(tmp_path, f"sqlite:///{tmp_path / 'unused.db'}")
+    data = config.storage_root
+    low = run_command(
+        config, server, "diskspace_check", f"--path={data}", f"--min-free={2**62}", "--demon"
+    )
+    assert low.returncode == 1, low.stderr
+    assert len(handler.messages) == 1
+    assert f"low disk space: {data}" in handler.messages[0]["Subject"]
