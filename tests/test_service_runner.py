@@ -210,6 +210,8 @@ def test_a_one_shot_run_gives_up_on_an_unreachable_database(tmp_path: Path) -> N
     result = run_worker_to_the_end(config, timeout=180)
     assert result.returncode == 1, result.stderr
     assert "database unreachable for" in result.stderr and "giving up" in result.stderr
+    lines = result.stderr.splitlines()
+    assert any("CRITICAL" in line and "giving up" in line for line in lines)  # mailed to admins
     assert "Traceback" not in result.stderr
     assert all(
         "[SQL" not in line and "sqlalche.me" not in line for line in result.stderr.splitlines()

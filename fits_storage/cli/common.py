@@ -77,8 +77,14 @@ def setup_command_logging(
     log_dir: Path, command: str, *, debug: bool, demon: bool, alerts: Config | None = None
 ) -> None:
     """For commands run by hand and from cron: everything to ``<log_dir>/<command>.log``; on
-    the terminal warnings only (everything with ``debug``; nothing with ``demon``); with
-    ``alerts``, CRITICAL records mailed as that configuration says."""
+    the terminal warnings only (everything with ``debug``; nothing with ``demon``). CRITICAL
+    records are mailed as ``alerts`` says, by default the process's configuration (which
+    ``load_config_or_exit`` has loaded), so no command can forget its alerts."""
+    if alerts is None:
+        try:
+            alerts = get_config()
+        except ConfigError:  # the command reports it itself
+            alerts = None
     log_dir.mkdir(parents=True, exist_ok=True)
     handlers: list[logging.Handler] = [
         logging.FileHandler(log_dir / f"{command}.log", encoding="utf-8")
