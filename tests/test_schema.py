@@ -27,6 +27,8 @@ TABLES = {
     "previewqueue",
     "calcachequeue",
     "uploadqueue",
+    "preview",
+    "previewnote",
 }
 
 

@@ -25,6 +25,7 @@ from fits_storage.storage import get_store
 from fits_storage.storage.atomic import STALE_SECONDS, remove_stale_parts
 from fits_storage.web import filelist, files, health, upload
 from fits_storage.web.guard import RefuseControlCharacters
+from fits_storage.web.previews import router as preview_router
 from fits_storage.web.state import AppState
 
 log = logging.getLogger("fits_storage.web")
@@ -88,4 +89,5 @@ def create_app(config: Config) -> FastAPI:
     app.add_middleware(RefuseControlCharacters)
     for module in (upload, filelist, files, health):
         app.include_router(module.router)
+    app.include_router(preview_router)
     return app
