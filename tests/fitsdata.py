@@ -383,5 +383,5 @@ def make_gmos_n_frame(
             ext.header["GAIN"] = levels["gain"]
             hdus.append(ext)
     target = dest_dir / filename
-    fits.HDUList(hdus).writeto(target)
+    fits.HDUList(hdus).writeto(target, overwrite=True)
     return target
