@@ -25,6 +25,8 @@ COMMANDS = {
     "service_export_queue": ["--empty"],
     "ingest_uploaded_file": ["--empty"],
     "web": ["--port=9"],
+    "service_preview_queue": ["--empty"],
+    "add_to_preview_queue": [],
 }
 ALL = sorted(COMMANDS)
 NEED_TABLES = sorted(set(COMMANDS) - {"create_tables", "web"})
