@@ -19,33 +19,40 @@ QUALITY = 90
 STRETCHES = ("zscale", "percentile")
 
 
-def limits(values: np.ndarray, stretch: str = "zscale") -> tuple[float, float] | None:
-    """Display limits from the finite values, or None when there are none."""
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
+def limits(finite_values: np.ndarray, stretch: str = "zscale") -> tuple[float, float] | None:
+    """Display limits from finite values, or None when there are none."""
+    if finite_values.size == 0:
         return None
     if stretch == "percentile":
-        low, high = AsymmetricPercentileInterval(0.5, 99.5).get_limits(finite)
+        low, high = AsymmetricPercentileInterval(0.5, 99.5).get_limits(finite_values)
     else:
-        low, high = ZScaleInterval().get_limits(finite)
+        low, high = ZScaleInterval().get_limits(finite_values)
     return float(low), float(high)
 
 
 def to_grey(values: np.ndarray, stretch: str = "zscale", asinh: bool = False) -> np.ndarray:
     """uint8 grey levels of ``values`` (FITS orientation in, display orientation out)."""
-    grey = np.zeros(values.shape, dtype=np.uint8)
     finite = np.isfinite(values)
-    bounds = limits(values, stretch)
-    if bounds is not None:
-        low, high = bounds
-        if not high > low:
-            grey[finite] = 128
-        else:
-            with np.errstate(invalid="ignore"):
-                scaled = np.clip((values - low) / (high - low), 0.0, 1.0)
-            if asinh:
-                scaled = AsinhStretch()(scaled, clip=True)
-            grey[finite] = np.round(scaled[finite] * 255).astype(np.uint8)
+    everywhere = bool(finite.all())
+    bounds = limits(values.ravel() if everywhere else values[finite], stretch)
+    if bounds is None:
+        return np.zeros(values.shape, dtype=np.uint8)
+    low, high = bounds
+    if not high > low:
+        return np.where(finite, np.uint8(128), np.uint8(0))[::-1]
+    scaled = values.astype(np.float32)
+    if not everywhere:
+        scaled[~finite] = low  # drawn black below
+    scaled -= np.float32(low)
+    scaled *= np.float32(1.0 / (high - low))
+    np.clip(scaled, 0.0, 1.0, out=scaled)
+    if asinh:
+        scaled = AsinhStretch()(scaled, clip=True, out=scaled)
+    scaled *= np.float32(255)
+    scaled += np.float32(0.5)
+    grey = scaled.astype(np.uint8)
+    if not everywhere:
+        grey[~finite] = 0
     return grey[::-1]
 
 

@@ -1,8 +1,8 @@
 """Block-average downsampling, band by band: the whole frame is never in memory.
 
 Each tile of a layout is read a band of rows at a time, straight from the memory map in its
-stored type, and summed into the blocks of the reduced picture in one pass (``reduceat`` over
-the rows of each block, then over its columns). Scaling (BZERO/BSCALE), the overscan level
+stored type, and summed into the blocks of the reduced picture (the rows of each block, then its
+columns, through reshapes). Scaling (BZERO/BSCALE), the overscan level
 and the gain are all linear, so they are applied to the block sums, not to every pixel. Sums
 and pixel counts are kept apart, so a block shared by two amplifiers is the mean of the
 pixels of both; a band whose sums come out NaN or Inf (bad pixels, BLANK) is summed again
@@ -20,7 +20,7 @@ import numpy as np
 from fits_storage.preview.layout import Layout, Section, Tile
 from fits_storage.preview.reader import Band, Pixels
 
-BAND_PIXELS = 1 << 22  # pixels read at a time
+BAND_PIXELS = 1 << 20  # pixels read at a time
 
 
 def block_factor(width: int, height: int, longest: int) -> int:
@@ -37,11 +37,53 @@ def overscan_level(pixels: Pixels, index: int, bias: Section | None) -> float:
     return float(np.median(finite)) if finite.size else 0.0
 
 
-def _groups(offset: int, length: int, k: int) -> np.ndarray:
-    """Start indices, within ``length`` pixels lying ``offset`` into a block, of each block."""
-    first = (k - offset) % k
-    starts = np.arange(first, length, k)
-    return starts if first == 0 else np.concatenate(([0], starts))
+def _sizes(offset: int, length: int, k: int) -> np.ndarray:
+    """How many of ``length`` pixels, the first lying ``offset`` into a block, fall in each."""
+    head = min((k - offset) % k, length)
+    body, tail = divmod(length - head, k)
+    sizes = [head] * bool(head) + [k] * body + [tail] * bool(tail)
+    return np.array(sizes, dtype=np.float64)
+
+
+def _sum_rows(values: np.ndarray, offset: int, k: int) -> np.ndarray:
+    """Sums of the rows of each block: a partial first and last block, whole ones between
+    (summed through a reshape, the one fast way)."""
+    h = values.shape[0]
+    head = min((k - offset) % k, h)
+    body = (h - head) // k
+    parts = []
+    if head:
+        parts.append(values[:head].sum(axis=0, keepdims=True))
+    if body:
+        parts.append(values[head : head + body * k].reshape(body, k, -1).sum(axis=1))
+    if head + body * k < h:
+        parts.append(values[head + body * k :].sum(axis=0, keepdims=True))
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _sum_columns(values: np.ndarray, offset: int, k: int) -> np.ndarray:
+    """Sums of the columns of each block: whole blocks as k strided slices added (k passes
+    over an array already k times smaller), a partial first and last block apart."""
+    w = values.shape[1]
+    head = min((k - offset) % k, w)
+    body = (w - head) // k
+    parts = []
+    if head:
+        parts.append(values[:, :head].sum(axis=1, keepdims=True))
+    if body:
+        stop = head + body * k
+        whole = values[:, head:stop:k].copy()
+        for shift in range(1, k):
+            whole += values[:, head + shift : stop : k]
+        parts.append(whole)
+    if head + body * k < w:
+        parts.append(values[:, head + body * k :].sum(axis=1, keepdims=True))
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
+
+def _block_sums(values: np.ndarray, row_offset: int, col_offset: int, k: int) -> np.ndarray:
+    """Float32 sums of each block (at most a few hundred pixels: ample precision), as float64."""
+    return _sum_columns(_sum_rows(values, row_offset, k), col_offset, k).astype(np.float64)
 
 
 class Reducer:
@@ -68,33 +110,29 @@ class Reducer:
             if tile.flip_y:
                 raw = raw[::-1]
             self.add(Band(raw, part.scale, part.zero, part.blank), tile.x, y, level, tile.gain)
-        pixels.release()
+            pixels.release()
 
     def add(self, band: Band, x: int, y: int, level: float = 0.0, gain: float = 1.0) -> None:
         """Sum ``(value - level) * gain`` of the band (lower-left at picture pixel x, y)."""
         k = self.factor
         h, w = band.raw.shape
-        rows, cols = _groups(y % k, h, k), _groups(x % k, w, k)
-        sums = self._block_sums(band.raw, rows, cols) if band.blank is None else None
+        sums = counts = None
+        if band.blank is None:
+            sums = _block_sums(band.raw.astype(np.float32), y % k, x % k, k)
         if sums is not None and np.isfinite(sums).all():
-            counts = np.outer(np.diff(rows, append=h), np.diff(cols, append=w)).astype(float)
+            counts = np.outer(_sizes(y % k, h, k), _sizes(x % k, w, k))
             sums = sums * band.scale + counts * band.zero
         else:
             values = band.values()
             finite = np.isfinite(values)
-            sums = self._block_sums(np.where(finite, values, np.float32(0)), rows, cols)
-            counts = self._block_sums(finite.view(np.uint8), rows, cols)
+            sums = _block_sums(np.where(finite, values, np.float32(0)), y % k, x % k, k)
+            counts = _block_sums(finite.astype(np.float32), y % k, x % k, k)
         if level or gain != 1.0:
             sums = (sums - counts * level) * gain
         oy, ox = y // k, x // k
         bh, bw = min(sums.shape[0], self.height - oy), min(sums.shape[1], self.width - ox)
         self.sum[oy : oy + bh, ox : ox + bw] += sums[:bh, :bw]
         self.count[oy : oy + bh, ox : ox + bw] += counts[:bh, :bw]
-
-    @staticmethod
-    def _block_sums(values: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        by_rows = np.add.reduceat(values, rows, axis=0, dtype=np.float64)
-        return np.add.reduceat(by_rows, cols, axis=1)
 
     def result(self) -> np.ndarray:
         """The block means, NaN where no pixel fell; row 0 at the bottom, as in FITS."""
