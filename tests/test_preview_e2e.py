@@ -22,7 +22,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from fits_storage.config import Config
 from fits_storage.ingest import ingest_file
 from fits_storage.orm import DiskFile, Preview, PreviewNote, PreviewQueue
-from fits_storage.storage import get_store
+from fits_storage.preview import make_previews
+from fits_storage.preview.work import present_version, record
+from fits_storage.storage import NotInStore, get_store
 from fits_storage.storage.previews import PREFIX, get_preview_store
 from tests.conftest import make_test_config
 from tests.fitsdata import make_gmos_n_frame, make_observatory_file, write_truncated
@@ -221,3 +223,37 @@ def test_previews_in_s3(s3_config: Config, session_factory: sessionmaker[Session
     assert not (config.storage_root / ".fits_storage" / "previews").exists()
     with ServerThread(config) as server:
         check_served(server.url, GOOD, made)
+
+
+def test_a_rolled_back_replacement_keeps_the_old_previews(
+    preview_config: Config, session_factory: sessionmaker[Session]
+) -> None:
+    """The pictures switch with the transaction: rolled back, the new JPEGs go and the old
+    rows and JPEGs stay; committed, the old JPEGs go."""
+    config = preview_config
+    path = make_gmos_n_frame(config.storage_root, 2, GOOD, rows=256)
+    ingest_all(session_factory, config, [GOOD])
+    store = get_preview_store(config)
+    with session_factory() as session:
+        version = present_version(session, GOOD, "")
+        first = make_previews(path, GOOD, workdir=config.storage_root / "w", limit=1 << 30)
+        old_keys = record(session, store, version, first)
+        session.commit()
+    make_gmos_n_frame(config.storage_root, 2, GOOD, rows=256, seed=3)
+    second = make_previews(path, GOOD, workdir=config.storage_root / "w", limit=1 << 30)
+    with session_factory() as session:
+        new_keys = record(session, store, version, second)
+        assert set(new_keys).isdisjoint(old_keys) and all(store.get(k) for k in new_keys)
+        session.rollback()
+    assert {row.key for row in previews_of(session_factory, GOOD).values()} == set(old_keys)
+    assert all(store.get(k) for k in old_keys)
+    for key in new_keys:
+        with pytest.raises(NotInStore):
+            store.get(key)
+    with session_factory() as session:
+        new_keys = record(session, store, version, second)
+        session.commit()
+    assert {row.key for row in previews_of(session_factory, GOOD).values()} == set(new_keys)
+    for key in old_keys:
+        with pytest.raises(NotInStore):
+            store.get(key)

@@ -136,5 +136,5 @@ class Reducer:
 
     def result(self) -> np.ndarray:
         """The block means, NaN where no pixel fell; row 0 at the bottom, as in FITS."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(self.count > 0, self.sum / self.count, np.nan)
+        means = np.full(self.sum.shape, np.nan)
+        return np.divide(self.sum, self.count, out=means, where=self.count > 0)

@@ -33,21 +33,21 @@ WORK_DIR = "previews_work"
 
 
 @dataclass(frozen=True)
-class _Version:
+class Version:
     id: int
     file_id: int
     filename: str
     path: str
 
 
-def _present_version(session: Session, filename: str, path: str) -> _Version | None:
+def present_version(session: Session, filename: str, path: str) -> Version | None:
     row = session.execute(
         select(DiskFile.id, DiskFile.file_id, DiskFile.filename, DiskFile.path)
         .where(DiskFile.filename == filename, DiskFile.path == path, DiskFile.present)
         .order_by(DiskFile.id.desc())
         .limit(1)
     ).first()
-    return _Version(*row) if row is not None else None
+    return Version(*row) if row is not None else None
 
 
 def _has_previews(session: Session, diskfile_id: int) -> bool:
@@ -64,6 +64,14 @@ def _store_error(exc: StorageError, label: str) -> Exception:
     return PreviewError(f"{label}: cannot store its preview: {exc}")
 
 
+def _remove(store: PreviewStore, keys: list[str]) -> None:
+    for key in keys:
+        try:
+            store.delete(key)
+        except (StorageError, OSError):
+            pass  # an orphan JPEG costs a few kilobytes; no row names it
+
+
 def _after_outcome(
     session: Session, on_commit: list[str], on_rollback: list[str], store: PreviewStore
 ) -> None:
@@ -75,11 +83,7 @@ def _after_outcome(
         if done:
             return
         done = True
-        for key in keys:
-            try:
-                store.delete(key)
-            except StorageError:
-                pass  # an orphan JPEG costs a few kilobytes; the rows never name it
+        _remove(store, keys)
 
     event.listen(session, "after_commit", lambda _s: remove(on_commit), once=True)
     event.listen(session, "after_rollback", lambda _s: remove(on_rollback), once=True)
@@ -88,7 +92,7 @@ def _after_outcome(
 def record(
     session: Session,
     store: PreviewStore,
-    version: _Version,
+    version: Version,
     result: PreviewResult,
 ) -> list[str]:
     """Store the pictures and, in the session, replace the file's preview rows; returns the
@@ -101,8 +105,7 @@ def record(
             store.put(key, picture.jpeg)
             written.append(key)
     except StorageError as exc:
-        for key in written:
-            store.delete(key)
+        _remove(store, written)
         raise _store_error(exc, describe(version.path, version.filename)) from exc
     versions = select(DiskFile.id).where(DiskFile.file_id == version.file_id)
     old_keys = set(session.scalars(select(Preview.key).where(Preview.diskfile_id.in_(versions))))
@@ -135,7 +138,7 @@ def preview_work(session: Session, entry: Entry, context: WorkContext) -> None:
     the entry does not insist (``force``)."""
     config: Config = context.config
     label = describe(entry.path, entry.filename)
-    version = _present_version(session, entry.filename, entry.path)
+    version = present_version(session, entry.filename, entry.path)
     if version is None:
         raise PreviewError(f"{label}: no present version in the database (not ingested?)")
     if not entry["force"] and _has_previews(session, version.id):
