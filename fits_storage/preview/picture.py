@@ -70,8 +70,9 @@ def fit_within(width: int, height: int, longest: int) -> tuple[int, int]:
 
 
 def thumbnail(image: Image.Image, longest: int = THUMB) -> Image.Image:
-    """A smaller copy, resampled with a Lanczos filter (no pixel is simply dropped)."""
+    """A smaller copy: box-averaged to within twice the size, then resampled with a Lanczos
+    filter (no pixel is simply dropped)."""
     size = fit_within(*image.size, longest)
     if size == image.size:
         return image
-    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
