@@ -307,3 +307,81 @@ def fits_bytes(payload: bytes = b"") -> bytes:
     tests that need a valid upload with contents of their choosing."""
     pixels = np.frombuffer(payload, dtype=np.uint8) if payload else None
     return _hdulist_bytes(fits.HDUList([fits.PrimaryHDU(pixels)]))
+
+
+# -- a GMOS-N raw frame for the preview mosaic ---------------------------------------------
+
+GMOS_N_CHIP = (2048, 4224)  # unbinned columns and rows of one Hamamatsu chip
+GMOS_N_AMP_WIDTH = 512  # unbinned columns of one amplifier (4 per chip)
+GMOS_N_OVERSCAN = 32  # binned overscan columns of every amplifier
+GMOS_N_SKY = 1000.0  # electrons, the same on every chip
+# A bright block on each chip (unbinned chip columns and rows), straddling amplifiers 2 and 3.
+GMOS_N_STAR_X = (800, 1248)
+GMOS_N_STAR_ROWS = ((600, 1000), (1800, 2200), (3000, 3400))
+GMOS_N_STAR = 5000.0
+
+
+def gmos_n_amp(index: int) -> dict[str, float]:
+    """Bias (ADU) and gain (electrons/ADU) of amplifier ``index`` (0-11): all different."""
+    return {"bias": 400.0 + 73.0 * index, "gain": 1.5 + 0.07 * index}
+
+
+def make_gmos_n_frame(
+    dest_dir: Path,
+    binning: int = 2,
+    filename: str = "N20251123S0101.fits",
+    *,
+    rows: int = GMOS_N_CHIP[1],
+    seed: int = 0,
+) -> Path:
+    """A raw GMOS-N frame: 3 chips x 4 amplifiers in 12 extensions, with the observatory's
+    DETSEC/CCDSEC/DATASEC/BIASSEC/CCDSUM/GAIN layout at ``binning`` x ``binning``.
+
+    Every amplifier has its own bias and gain; in electrons the sky is GMOS_N_SKY everywhere,
+    with a GMOS_N_STAR block on each chip (GMOS_N_STAR_X, GMOS_N_STAR_ROWS[chip]). Left-hand
+    amplifiers have their overscan on the left, right-hand ones on the right, as on the real
+    detector. ``rows`` (unbinned) shortens the chips for quick tests.
+    """
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    primary = fits.PrimaryHDU()
+    for key, value in observatory_header(filename, instrument="GMOS-N").items():
+        primary.header[key] = value
+    primary.header["NEXTEND"] = 12
+    primary.header["DETECTOR"] = "GMOS + Hamamatsu_new"
+    hdus: list[fits.hdu.base._BaseHDU] = [primary]
+    width = GMOS_N_AMP_WIDTH // binning
+    height = rows // binning
+    for chip in range(3):
+        for amp in range(4):
+            index = chip * 4 + amp
+            levels = gmos_n_amp(index)
+            x0 = amp * GMOS_N_AMP_WIDTH  # unbinned, on the chip
+            electrons = np.full((height, width), GMOS_N_SKY, dtype=np.float64)
+            cols = np.arange(width) * binning + x0
+            rows_unbinned = np.arange(height) * binning
+            star_rows = GMOS_N_STAR_ROWS[chip]
+            in_x = (cols >= GMOS_N_STAR_X[0]) & (cols < GMOS_N_STAR_X[1])
+            in_y = (rows_unbinned >= star_rows[0]) & (rows_unbinned < star_rows[1])
+            electrons[np.ix_(in_y, in_x)] += GMOS_N_STAR
+            adu = levels["bias"] + electrons / levels["gain"]
+            adu += rng.normal(0.0, 3.0, size=adu.shape)
+            overscan = levels["bias"] + rng.normal(0.0, 3.0, size=(height, GMOS_N_OVERSCAN))
+            left = amp < 2
+            pixels = np.hstack([overscan, adu] if left else [adu, overscan])
+            ext = fits.ImageHDU(np.round(pixels).astype(np.uint16), name=f"EXT{index + 1}")
+            data_x = GMOS_N_OVERSCAN + 1 if left else 1
+            bias_x = 1 if left else width + 1
+            det_x = chip * GMOS_N_CHIP[0] + x0
+            ext.header["CCDNAME"] = f"BI{chip + 11}-{chip + 20}-4k-1"
+            ext.header["AMPNAME"] = f"BI{chip + 11}-{chip + 20}-4k-1, {amp + 1}"
+            ext.header["CCDSUM"] = f"{binning} {binning}"
+            ext.header["DATASEC"] = f"[{data_x}:{data_x + width - 1},1:{height}]"
+            ext.header["BIASSEC"] = f"[{bias_x}:{bias_x + GMOS_N_OVERSCAN - 1},1:{height}]"
+            ext.header["CCDSEC"] = f"[{x0 + 1}:{x0 + GMOS_N_AMP_WIDTH},1:{rows}]"
+            ext.header["DETSEC"] = f"[{det_x + 1}:{det_x + GMOS_N_AMP_WIDTH},1:{rows}]"
+            ext.header["GAIN"] = levels["gain"]
+            hdus.append(ext)
+    target = dest_dir / filename
+    fits.HDUList(hdus).writeto(target, overwrite=True)
+    return target

@@ -29,6 +29,8 @@ COMMANDS = {
     "fits_storage_run": ["--port=9"],
     "check_queues": [],
     "fits_storage_user": ["list"],
+    "service_preview_queue": ["--empty"],
+    "add_to_preview_queue": [],
 }
 ALL = sorted(COMMANDS)
 NEED_TABLES = sorted(set(COMMANDS) - {"create_tables", "web", "fits_storage_run"})

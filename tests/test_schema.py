@@ -30,6 +30,8 @@ TABLES = {
     "queueworker",
     "staffuser",
     "staffaudit",
+    "preview",
+    "previewnote",
 }
 
 

@@ -32,10 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SYSTEMD = ROOT / "systemd"
 CRON = ROOT / "cron"
 INSTALL_BIN = "/opt/fits_storage/venv/bin/"
-# Commands a unit or crontab names ahead of the change that adds them (the preview worker):
-# checked in full once they are in setup.cfg. Nothing else may name a missing
-# command.
-PLANNED = {"service_preview_queue"}
+# Commands a unit or crontab may name ahead of the change that adds them: none today, so
+# every command named must be installed.
+PLANNED: set[str] = set()
 HARDENING = {
     "NoNewPrivileges": "yes",
     "ProtectSystem": "strict",

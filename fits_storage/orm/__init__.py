@@ -2,6 +2,7 @@
 
 from fits_storage.orm.base import Base, utcnow
 from fits_storage.orm.file import DiskFile, DiskFileReport, File, FullTextHeader, Header
+from fits_storage.orm.preview import Preview, PreviewNote
 from fits_storage.orm.queues import (
     CalCacheQueue,
     ExportQueue,
@@ -32,4 +33,6 @@ __all__ = [
     "QueueWorker",
     "StaffAudit",
     "StaffUser",
+    "Preview",
+    "PreviewNote",
 ]

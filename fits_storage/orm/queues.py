@@ -93,6 +93,9 @@ class ExportQueue(QueueEntryMixin, Base):
 class PreviewQueue(QueueEntryMixin, Base):
     __tablename__ = "previewqueue"
 
+    # Make the previews again even if this version has them (add_to_preview_queue --force).
+    force: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+
 
 class CalCacheQueue(QueueEntryMixin, Base):
     __tablename__ = "calcachequeue"

@@ -23,7 +23,16 @@ from fits_storage.db.engine import make_engine, make_session_factory
 from fits_storage.db.schema import schema_problem
 from fits_storage.storage import get_store
 from fits_storage.storage.atomic import STALE_SECONDS, remove_stale_parts
-from fits_storage.web import auth, filelist, files, health, metrics, queuestatus, upload
+from fits_storage.web import (
+    auth,
+    filelist,
+    files,
+    health,
+    metrics,
+    previews,
+    queuestatus,
+    upload,
+)
 from fits_storage.web.guard import RefuseControlCharacters
 from fits_storage.web.state import AppState
 
@@ -86,6 +95,6 @@ def create_app(config: Config) -> FastAPI:
     )
     app.state.fits = state
     app.add_middleware(RefuseControlCharacters)
-    for module in (upload, filelist, files, health, metrics, auth, queuestatus):
+    for module in (upload, filelist, files, health, metrics, auth, queuestatus, previews):
         app.include_router(module.router)
     return app
