@@ -96,3 +96,13 @@ def test_retry_remove_and_retry_all(session: Session, config: Config) -> None:
     session.commit()
     counts = queue.counts(session)
     assert (counts.waiting, counts.failed) == (4, 0)  # a, c, d, e
+
+
+def test_count_text_says_when_a_count_is_an_estimate() -> None:
+    from fits_storage.web.queuestatus import count_text
+
+    assert count_text(1234, estimated=False) == "1,234"
+    assert count_text(COUNT_CAP, estimated=True) == "≥10,000"
+    assert count_text(1_234_567, estimated=True) == "~1.2M"
+    assert count_text(2_000_000, estimated=True) == "~2M"
+    assert count_text(45_300, estimated=True) == "~45.3k"

@@ -28,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog=COMMAND,
         description="Manage the staff accounts that may log in to /queuestatus. Passwords are "
         "hashed with argon2id; give them at the prompt or with --password-stdin.",
+        epilog="add and passwd ask for the password twice at the terminal; with "
+        "--password-stdin they read it as one line from standard input (for scripts).",
     )
     commands = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     for action, helptext in (

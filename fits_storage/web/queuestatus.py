@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from fits_storage.orm.staff import StaffAudit
@@ -40,6 +41,7 @@ from fits_storage.web.auth import (
     read_form,
     render,
     require_staff,
+    staff_or_refuse,
 )
 from fits_storage.web.state import AppState, app_state, read_session
 
@@ -107,12 +109,11 @@ def version(tab: dict[str, Any]) -> str:
     return hashlib.blake2b(text, digest_size=8).hexdigest()
 
 
-def snapshot(state: AppState) -> dict[str, Any]:
+def snapshot(state: AppState, session: Session) -> dict[str, Any]:
     """Every queue's tab, with its version, and the database's time now."""
     rows = state.config.queuestatus_rows
     queues = [get_queue(name, state.config) for name in DEFINITIONS]
-    with read_session(state) as session:
-        now, shown = overview(queues, session, rows)
+    now, shown = overview(queues, session, rows)
     tabs = {}
     for name, (counts, lists) in zip(DEFINITIONS, shown.values(), strict=True):
         tab = {
@@ -150,12 +151,13 @@ def queuestatus_page(
 
 
 @router.get("/queuestatus/json")
-def queuestatus_json(
-    request: Request, staff: StaffSession = Depends(require_staff), since: str = ""
-) -> JSONResponse:
+def queuestatus_json(request: Request, since: str = "") -> JSONResponse:
     """All tabs; with ``since``, only those whose version differs (``unchanged`` names the
-    others)."""
-    data = snapshot(app_state(request))
+    others). The login is checked in the same database session as the data is read."""
+    state = app_state(request)
+    with read_session(state) as session:
+        staff_or_refuse(request, session)
+        data = snapshot(state, session)
     known = parse_since(since)
     unchanged = [name for name, tab in data["queues"].items() if known.get(name) == tab["version"]]
     for name in unchanged:
