@@ -22,7 +22,7 @@ from sqlalchemy import select
 from fits_storage.db.engine import make_engine
 from fits_storage.orm.file import DiskFile
 from fits_storage.service.supervisor import ChildSpec, Supervisor
-from tests import fitsdata
+from tests import fitsdata, staffweb
 from tests.processes import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,6 +118,13 @@ def test_fresh_directory_ingests_dropped_files_and_stops_on_sigint(tmp_path: Pat
         dhs = run.root / "dhs"
         assert f"Drop FITS files into: {dhs}" in text
         assert f"Status page: http://127.0.0.1:{run.port}/queuestatus" in text
+        printed = re.search(r"Staff login: admin / (\S+) ", text)
+        assert printed, text
+        client = staffweb.login(f"http://127.0.0.1:{run.port}", "admin", printed.group(1))
+        assert client.get(f"http://127.0.0.1:{run.port}/queuestatus/json").status_code == 200
+        assert printed.group(1) not in "".join(
+            path.read_text(errors="replace") for path in run.root.rglob("*.log")
+        )
         database = run.root / "dataflow" / ".fits_storage" / "fits_storage.db"
         assert database.is_file()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import secrets
 import socket
 import sys
 from pathlib import Path
@@ -27,9 +28,11 @@ from fits_storage.service.daemons import daemons_for, installed
 from fits_storage.service.lock import AlreadyRunning, InstanceLock
 from fits_storage.service.logs import one_line, setup_logging
 from fits_storage.service.supervisor import ChildSpec, Supervisor
+from fits_storage.staff.accounts import add_user, list_users
 
 COMMAND = "fits_storage_run"
 INSTANCE = "run"
+FIRST_USER = "admin"
 WEB_NAME = "fits_storage_web"
 
 
@@ -78,8 +81,21 @@ def use_root(root: Path) -> None:
 
 
 def first_login_lines(config: Config, session_factory: sessionmaker[Session]) -> list[str]:
-    """Lines telling the operator how to log in to the status page the first time."""
-    return []
+    """Lines telling the operator how to log in to the status page. With no staff account yet,
+    one is made with a random password, shown once on the terminal (never logged): a newcomer
+    sees the page at once, and nobody gets a well-known default password."""
+    with session_factory.begin() as session:
+        if list_users(session):
+            return [
+                "Staff login: an existing account (fits_storage_user list; "
+                "fits_storage_user passwd NAME sets a new password)"
+            ]
+        password = secrets.token_urlsafe(12)
+        add_user(session, FIRST_USER, password)
+    return [
+        f"Staff login: {FIRST_USER} / {password}  (shown once; change it with "
+        f"fits_storage_user passwd {FIRST_USER})"
+    ]
 
 
 def child_specs(config: Config, args: argparse.Namespace, log: logging.Logger) -> list[ChildSpec]:
