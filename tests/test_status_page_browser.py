@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from fits_storage.config import Config
 from fits_storage.queues import Worker, get_queue
-from tests.conftest import make_test_config
+from tests.conftest import IN_CI, make_test_config
 from tests.processes import RECORDING_WORKER, environ_for, stop, wait_for
 from tests.staffweb import PASSWORD, USER, add_staff, seed, sessions_for
 from tests.test_web import ServerThread
@@ -40,7 +40,10 @@ TIMEOUT_MS = 30_000
 @pytest.fixture(scope="module")
 def browser() -> Iterator:
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"SKIPPING BROWSER TESTS: no {CHROMIUM} (apt-get install chromium)")
+        problem = f"no {CHROMIUM} (apt-get install chromium)"
+        if IN_CI:
+            pytest.fail(f"{problem} (CI=true: the browser tests must run)")
+        pytest.skip(f"SKIPPING BROWSER TESTS: {problem}")
     with playwright.sync_playwright() as p:
         launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield launched
