@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import signal
 import socket
@@ -149,6 +150,9 @@ def test_worker_recovers_from_terminated_connection(tmp_path, pg_db_url: str) ->
 def test_readded_while_in_progress_is_processed_after_first_pass(
     engine: Engine, config: Config
 ) -> None:
+    # The first pass is held here without heartbeats: a lease long enough that a worker slow to
+    # start on a loaded machine cannot rescue it as stale (that is another test's subject).
+    config = dataclasses.replace(config, queue_lease_seconds=600.0)
     prepare(engine, config, 0)
     queue = get_queue("preview", config)
     factory = make_session_factory(engine)
