@@ -161,6 +161,15 @@ def observatory_header(
         "RAWPIREQ": "YES",
         "RELEASE": (ut + timedelta(days=365)).strftime("%Y-%m-%d"),
         "ORIGNAME": filename.removesuffix(".bz2"),
+        "LT": (ut - timedelta(hours=10 if site == "N" else 3)).strftime("%H:%M:%S.%f")[:10],
+        "MASKNAME": "None",
+        "MASKTYP": 0,
+        "DETTYPE": "SDSU II CCD",
+        "AMPINTEG": 5000,
+        "RAWIQ": "70-percentile",
+        "RAWCC": "50-percentile",
+        "RAWWV": "Any",
+        "RAWBG": "80-percentile",
     }
 
 
@@ -204,10 +213,11 @@ def make_observatory_file(
         ext = fits.ImageHDU(pixels, name="SCI", ver=amp + 1)
         x0 = amp * (nx - 8) * binning[0]
         ext.header["CCDSUM"] = f"{binning[0]} {binning[1]}"
-        ext.header["DETSEC"] = f"[{x0 + 1}:{x0 + (nx - 8) * binning[0]}:1:{ny * binning[1]}]"
+        ext.header["DETSEC"] = f"[{x0 + 1}:{x0 + (nx - 8) * binning[0]},1:{ny * binning[1]}]"
         ext.header["DATASEC"] = f"[1:{nx - 8},1:{ny}]"
         ext.header["BIASSEC"] = f"[{nx - 7}:{nx},1:{ny}]"
         ext.header["AMPNAME"] = f"EEV 9273-16-03, {'left' if amp % 2 == 0 else 'right'}"
+        ext.header["GAIN"] = 2.1
         hdus.append(ext)
     data = _hdulist_bytes(fits.HDUList(hdus))
     target = dest_dir / filename
