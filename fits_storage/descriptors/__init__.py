@@ -30,5 +30,6 @@ def describe(headers: Sequence[fits.Header], filename: str | None = None) -> Des
         result.notes.append("no HDUs")
         return result
     frame = Frame(headers, result.notes, filename)
-    result.values = apply(mapping_for(frame.get("INSTRUME")), frame)
+    instrument = frame.get("INSTRUME") or frame.get("INSTRUME", 1)
+    result.values = apply(mapping_for(instrument), frame)
     return result

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from fits_storage.descriptors import parsers
-from fits_storage.descriptors.frame import Frame
+from fits_storage.descriptors.frame import Frame, where
 from fits_storage.descriptors.mapping import Constant, Derived, InstrumentMapping, Keywords
 
 OPEN_FILTER = re.compile(r"^(open|empty|clear|none)", re.IGNORECASE)
@@ -147,9 +147,7 @@ def program_flags(program_id: str | None) -> dict[str, bool | None]:
 
 def _qa_state(frame: Frame) -> str | None:
     gemqa, pireq = frame.get("RAWGEMQA"), frame.get("RAWPIREQ")
-    state = qa_state(
-        None if gemqa is None else str(gemqa), None if pireq is None else str(pireq)
-    )
+    state = qa_state(None if gemqa is None else str(gemqa), None if pireq is None else str(pireq))
     if state is None:
         frame.note("RAWGEMQA/RAWPIREQ: missing")
     return state
@@ -164,38 +162,39 @@ def _program_flag(name: str) -> Derived:
 UT_TIME_KEYWORDS = ("TIME-OBS", "UT", "UTSTART")
 
 
-def ut_datetime(frame: Frame) -> datetime | None:
+def ut_datetime(frame: Frame, hdu: int = 0) -> datetime | None:
     """DATE-OBS (with its own time if it has one) plus TIME-OBS, UT or UTSTART, in that order
     of trust; MJD-OBS when DATE-OBS or every time keyword is missing or malformed."""
     day = None
-    date_text = frame.get("DATE-OBS")
+    suffix = where(hdu)
+    date_text = frame.get("DATE-OBS", hdu)
     if date_text is not None:
         try:
             day, clock = parsers.date_and_time(date_text)
         except parsers.Malformed as exc:
-            frame.note(f"DATE-OBS: {exc}")
+            frame.note(f"DATE-OBS: {exc}{suffix}")
         else:
             if clock is not None:
                 return datetime.combine(day, clock)
     if day is not None:
         for keyword in UT_TIME_KEYWORDS:
-            value = frame.get(keyword)
+            value = frame.get(keyword, hdu)
             if value is None:
                 continue
             try:
                 return datetime.combine(day, parsers.clock_time(value))
             except parsers.Malformed as exc:
-                frame.note(f"{keyword}: {exc}")
-    mjd = frame.get("MJD-OBS")
+                frame.note(f"{keyword}: {exc}{suffix}")
+    mjd = frame.get("MJD-OBS", hdu)
     if mjd is not None:
         try:
             return parsers.mjd_datetime(mjd)
         except parsers.Malformed as exc:
-            frame.note(f"MJD-OBS: {exc}")
+            frame.note(f"MJD-OBS: {exc}{suffix}")
     if date_text is None and mjd is None:
-        frame.note("DATE-OBS: missing")
+        frame.note(f"DATE-OBS: missing{suffix}")
     elif day is not None:
-        frame.note("TIME-OBS/UT/UTSTART/MJD-OBS: missing; UT date-time left NULL")
+        frame.note(f"TIME-OBS/UT/UTSTART/MJD-OBS: missing; UT date-time left NULL{suffix}")
     return None
 
 
@@ -335,6 +334,54 @@ def laser_guide_star(frame: Frame) -> bool | None:
     return frame.upper("LGUSTAGE") == "IN" or frame.upper("LGSLOOP") == "CLOSED"
 
 
+# -- infrared arrays ------------------------------------------------------------------------
+
+EXPTIME = Keywords(("EXPTIME",), parsers.positive_number)
+
+
+def exposure_with_coadds(frame: Frame) -> float | None:
+    """Total exposure: raw infrared frames give EXPTIME per coadd (DRAGONS multiplies by
+    COADDS until the data are prepared)."""
+    exptime = EXPTIME.compute(frame)
+    coadds = frame.values.get("coadds")
+    if exptime is None or not coadds or not frame.raw:
+        return exptime
+    return exptime * coadds
+
+
+def coadds_or_one(frame: Frame) -> int | None:
+    """COADDS, 1 when the instrument writes none (as DRAGONS assumes)."""
+    value = _optional("COADDS", parse=parsers.integer).compute(frame)
+    return 1 if value is None and frame.get("COADDS") is None else value
+
+
+def lookup(keywords: tuple[str, ...], table: dict[Any, str], name: str) -> Derived:
+    """The ``table`` entry for the values of ``keywords`` (one keyword: its value; several:
+    the tuple); a missing keyword gives NULL (noted on raw frames), a value not in the table
+    NULL with a note."""
+
+    def compute(frame: Frame) -> str | None:
+        raw = [frame.get(k) for k in keywords]
+        if any(v is None for v in raw):
+            missing = [k for k, v in zip(keywords, raw, strict=True) if v is None]
+            frame.missing(f"{'/'.join(missing)}: missing; {name} left NULL")
+            return None
+        values = []
+        for keyword, value in zip(keywords, raw, strict=True):
+            try:
+                values.append(parsers.integer(value) if not isinstance(value, str) else value)
+            except parsers.Malformed as exc:
+                frame.note(f"{keyword}: {exc}")
+                return None
+        key = values[0] if len(values) == 1 else tuple(values)
+        if key not in table:
+            frame.note(f"{'/'.join(keywords)}: {key!r} is not a known {name}")
+            return None
+        return table[key]
+
+    return Derived(compute)
+
+
 # -- tags, reduction state and mode ---------------------------------------------------------
 
 
@@ -353,8 +400,10 @@ def status_tags(frame: Frame) -> Iterable[str]:
         yield from (kind for kind in kinds if kind != "SCIENCE")
         if "SCIENCE" in kinds:
             yield "PROCESSED_SCIENCE"
-    elif prepared and frame.upper("OBSTYPE") == "OBJECT" and any(
-        "GMOSAIC" in keyword for keyword in frame.primary_keywords
+    elif (
+        prepared
+        and frame.upper("OBSTYPE") == "OBJECT"
+        and any("GMOSAIC" in keyword for keyword in frame.primary_keywords)
     ):
         yield "PROCESSED_SCIENCE"
     elif not frame.has("GEM-TLM"):
@@ -385,10 +434,16 @@ def instrument_tags(frame: Frame) -> Iterable[str]:
 
 
 def types(frame: Frame) -> str | None:
-    """The frame's tags, sorted and space-separated (``BIAS CAL GMOS GMOS_N RAW UNPREPARED``)."""
+    """The frame's tags, sorted and space-separated (``BIAS CAL GMOS GMOS_N RAW UNPREPARED``).
+
+    A rule yielding ``!TAG`` removes TAG whichever rule gave it (a GNIRS pinhole flat is not
+    a FLAT); CAL follows from the calibration tags.
+    """
     tags: set[str] = set()
     for rule in frame.mapping.tags if frame.mapping else ():
         tags.update(rule(frame))
+    removed = {tag for tag in tags if tag.startswith("!")}
+    tags -= removed | {tag[1:] for tag in removed}
     if tags & CAL_TAGS or "SLITILLUM" in tags:
         tags.add("CAL")
     if "PROCESSED" in tags or "PROCESSED_SCIENCE" in tags:
@@ -453,7 +508,7 @@ GENERIC = InstrumentMapping(
         "observation_id": Keywords(("OBSID",)),
         "data_label": Keywords(("DATALAB",)),
         "telescope": Keywords(("TELESCOP",)),
-        "instrument": Keywords(("INSTRUME",)),
+        "instrument": Keywords(("INSTRUME",), hdus=(0, 1)),
         "ut_datetime": Derived(ut_datetime),
         "observation_type": Keywords(("OBSTYPE",)),
         "observation_class": Keywords(("OBSCLASS",)),
@@ -461,12 +516,14 @@ GENERIC = InstrumentMapping(
         "ra": Derived(right_ascension),
         "dec": Derived(declination),
         "filter_name": filters("FILTER", "FILTER1", "FILTER2", "FILTER3"),
+        "coadds": _optional("COADDS", parse=parsers.integer),
         "exposure_time": Keywords(("EXPTIME",), parsers.positive_number),
         "disperser": _optional("GRATING", "DISPERSR", "GRISM"),
+        "focal_plane_mask": _optional("MASKNAME", "FPMASK", "SLIT", "FOCMASK"),
         "central_wavelength": central_wavelength(
             ("CENTWAVE", 1e-3), ("GRWLEN", 1e-3), ("GRATWAVE", 1.0)
         ),
-        "detector_binning": Keywords(("CCDSUM",), parsers.binning, hdu=1),
+        "detector_binning": Keywords(("CCDSUM",), parsers.binning, hdus=(1, 0)),
         "airmass": Keywords(("AIRMASS",), parsers.number),
         "qa_state": Derived(_qa_state),
         "release": Keywords(("RELEASE",), parsers.midnight_datetime),
@@ -475,8 +532,6 @@ GENERIC = InstrumentMapping(
         "calibration_program": _program_flag("calibration_program"),
         "site": Derived(site),
         "local_time": _optional("LT", parse=parsers.clock_time),
-        "coadds": _optional("COADDS", parse=parsers.integer),
-        "focal_plane_mask": _optional("MASKNAME", "FPMASK", "SLIT", "FOCMASK"),
         "wavelength_band": Derived(wavelength_band),
         "detector_roi_setting": Constant(None),
         "detector_readmode": _optional("READMODE"),

@@ -211,7 +211,7 @@ GMOS = GENERIC.extend(
         "filter_name": filters("FILTER1", "FILTER2"),
         "disperser": Keywords(("GRATING",)),
         "central_wavelength": central_wavelength(("CENTWAVE", 1e-3), ("GRWLEN", 1e-3)),
-        "detector_binning": Keywords(("CCDSUM",), parsers.binning, hdu=1),
+        "detector_binning": Keywords(("CCDSUM",), parsers.binning, hdus=(1, 0)),
         "coadds": Constant(1),
         "focal_plane_mask": Derived(focal_plane_mask),
         "detector_roi_setting": Derived(detector_roi_setting),

@@ -25,41 +25,52 @@ from fits_storage.descriptors.frame import Frame, where
 TagRule = Callable[[Frame], Iterable[str]]
 
 
+EXTENSIONS = -1  # in ``Keywords.hdus``: every extension, in order
+
+
 @dataclass(frozen=True)
 class Keywords:
     """The first usable value of ``keywords`` (in order of trust) through ``parse``.
 
-    ``hdu``: 0 reads the primary header; 1 the first extension, falling back to the primary
-    header when no extension has any of the keywords (raw files of some instruments carry
-    CCDSUM in the extensions, processed ones in the primary header).
+    ``hdus``: where to look, in order: 0 is the primary header, n the nth extension,
+    ``EXTENSIONS`` every extension in turn (raw files of some instruments carry CCDSUM in the
+    extensions, processed ones in the primary header: ``(1, 0)``). Within one HDU every
+    keyword is tried before the next HDU. ``optional``: no note when all are missing;
+    ``raw_only``: a note only for raw frames (processed ones may lack the keyword).
     """
 
     keywords: tuple[str, ...]
     parse: Callable[[Any], Any] = parsers.text
-    hdu: int = 0
+    hdus: tuple[int, ...] = (0,)
     optional: bool = False
     raw_only: bool = False
-    scale: float | None = None
+
+    def _hdus(self, frame: Frame) -> list[int]:
+        found = []
+        for hdu in self.hdus:
+            if hdu == EXTENSIONS:
+                found.extend(range(1, frame.extension_count + 1))
+            elif hdu <= frame.extension_count:
+                found.append(hdu)
+        return found
 
     def compute(self, frame: Frame) -> Any:
-        hdus = (self.hdu, 0) if self.hdu and frame.extension_count else (0,)
+        hdus = self._hdus(frame)
+        present = False
         for hdu in hdus:
             for keyword in self.keywords:
                 raw = frame.get(keyword, hdu)
                 if raw is None:
                     continue
+                present = True
                 try:
-                    value = self.parse(raw)
+                    return self.parse(raw)
                 except parsers.Malformed as exc:
                     frame.note(f"{keyword}: {exc}{where(hdu)}")
-                    continue
-                if value is not None and self.scale is not None:
-                    value = value * self.scale
-                return value
-        if not self.optional and not any(
-            frame.get(k, h) is not None for h in hdus for k in self.keywords
-        ):
-            message = f"{'/'.join(self.keywords)}: missing{where(self.hdu if len(hdus) > 1 else 0)}"
+        if not present and not self.optional:
+            first = self.hdus[0]
+            suffix = " (extensions)" if first == EXTENSIONS else where(first if hdus else 0)
+            message = f"{'/'.join(self.keywords)}: missing{suffix}"
             (frame.missing if self.raw_only else frame.note)(message)
         return None
 

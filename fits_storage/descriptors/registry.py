@@ -6,12 +6,18 @@ Adding an instrument is adding its module (a mapping built from ``GENERIC``) and
 
 from __future__ import annotations
 
-from fits_storage.descriptors import gmos
+from fits_storage.descriptors import f2, ghost, gmos, gnirs, gsaoi, igrins2, niri
 from fits_storage.descriptors.generic import GENERIC
 from fits_storage.descriptors.mapping import InstrumentMapping
 
 MAPPINGS: tuple[InstrumentMapping, ...] = (
     gmos.GMOS,
+    gnirs.GNIRS,
+    niri.NIRI,
+    f2.F2,
+    gsaoi.GSAOI,
+    ghost.GHOST,
+    igrins2.IGRINS2,
 )
 
 _BY_INSTRUMENT = {name: mapping for mapping in MAPPINGS for name in mapping.instruments}
