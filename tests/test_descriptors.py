@@ -93,3 +93,115 @@ def test_astropy_hst_file_values() -> None:
     assert "DATE-OBS: malformed date '19/05/94'" in described.notes
     assert v["types"] == "RAW UNPREPARED" and v["reduction"] == "RAW"
     assert v["spectroscopy"] is None and v["mode"] is None
+
+
+# -- the generic rules' fallbacks ------------------------------------------------------------
+
+
+def header(**cards: object) -> fits.Header:
+    h = fits.Header()
+    for key, value in cards.items():
+        h[key.replace("_", "-")] = value
+    return h
+
+
+@pytest.mark.parametrize(
+    ("cards", "expected", "note"),
+    [
+        (
+            {"DATE_OBS": "2020-02-03T04:05:06.5", "TIME_OBS": "09:00:00"},
+            datetime(2020, 2, 3, 4, 5, 6, 500000),
+            None,
+        ),
+        (
+            {"DATE_OBS": "2020-02-03", "TIME_OBS": "01:00:00", "UT": "02:00:00"},
+            datetime(2020, 2, 3, 1),
+            None,
+        ),
+        (
+            {"DATE_OBS": "2020-02-03", "UT": "02:00:00", "UTSTART": "03:00:00"},
+            datetime(2020, 2, 3, 2),
+            None,
+        ),
+        ({"DATE_OBS": "2020-02-03", "UTSTART": "03:00:00"}, datetime(2020, 2, 3, 3), None),
+        (
+            {"DATE_OBS": "2020-02-03", "TIME_OBS": "25:00:00", "UT": "02:00:00"},
+            datetime(2020, 2, 3, 2),
+            "TIME-OBS: malformed time '25:00:00'",
+        ),
+        ({"DATE_OBS": "2020-02-03", "MJD_OBS": 58882.5}, datetime(2020, 2, 3, 12), None),
+        ({"MJD_OBS": 58882.25}, datetime(2020, 2, 3, 6), None),
+        (
+            {"DATE_OBS": "2020-02-30", "MJD_OBS": 58882.25},
+            datetime(2020, 2, 3, 6),
+            "DATE-OBS: malformed date '2020-02-30'",
+        ),
+        (
+            {"DATE_OBS": "2020-02-03"},
+            None,
+            "TIME-OBS/UT/UTSTART/MJD-OBS: missing; UT date-time left NULL",
+        ),
+        ({}, None, "DATE-OBS: missing"),
+        ({"MJD_OBS": "soon"}, None, "MJD-OBS: expected a number, got 'soon'"),
+    ],
+)
+def test_ut_datetime_keywords_in_order_of_trust(cards, expected, note) -> None:
+    described = describe([header(**cards)])
+    assert described.values["ut_datetime"] == expected
+    if note:
+        assert note in described.notes
+
+
+@pytest.mark.parametrize(
+    ("cards", "filename", "expected"),
+    [
+        ({"OBSERVAT": "Gemini-North", "TELESCOP": "Gemini-South"}, None, "Gemini-North"),
+        ({"OBSERVAT": "gemini south"}, None, "Gemini-South"),
+        ({"TELESCOP": "Gemini North"}, None, "Gemini-North"),
+        ({"ORIGNAME": "S20190808S0048.fits"}, "N20200101S0001.fits", "Gemini-South"),
+        ({}, "N20200101S0001.fits.bz2", "Gemini-North"),
+        ({"TELESCOP": "HST"}, "test0.fits", None),
+    ],
+)
+def test_site_from_keywords_then_the_file_name(cards, filename, expected) -> None:
+    assert describe([header(**cards)], filename).values["site"] == expected
+
+
+def test_gemini_frame_without_a_site_is_noted() -> None:
+    described = describe([header(INSTRUME="GMOS-N")])
+    assert described.values["site"] is None
+    assert "OBSERVAT/TELESCOP/ORIGNAME: no Gemini site" in described.notes
+
+
+def test_ra_dec_fall_back_to_the_wcs_of_the_first_extension() -> None:
+    extension = header(CTYPE1="RA---TAN", CRVAL1=10.5, CTYPE2="DEC--TAN", CRVAL2=-20.25)
+    values = describe([header(), extension]).values
+    assert (values["ra"], values["dec"]) == (10.5, -20.25)
+    described = describe([header(RA="12:30:00", DEC="-95:00:00"), extension])
+    assert described.values["ra"] == pytest.approx(187.5)
+    assert described.values["dec"] is None  # malformed: no fallback to the WCS
+    assert "DEC: '-95:00:00' is outside -90.0..90.0 degrees" in described.notes
+    described = describe([header(), header(CTYPE1="PIXEL", CRVAL1=3.0)])
+    assert described.values["ra"] is None and "RA: missing" in described.notes
+
+
+def test_sky_conditions_normalised_to_percentiles() -> None:
+    described = describe(
+        [
+            header(
+                INSTRUME="GMOS-S", RAWIQ="20-percentile", RAWCC="Any", RAWWV="UNKNOWN", RAWBG="dark"
+            )
+        ]
+    )
+    v = described.values
+    assert (v["raw_iq"], v["raw_cc"], v["raw_wv"], v["raw_bg"]) == ("20", "100", None, None)
+    assert "RAWBG: expected 'NN-percentile' or 'Any', got 'dark'" in described.notes
+
+
+@pytest.mark.filterwarnings("ignore::astropy.io.fits.verify.VerifyWarning")
+def test_a_bad_card_is_a_note_not_an_exception() -> None:
+    h = header(INSTRUME="GMOS-N")
+    h.append(fits.Card.fromstring("EXPTIME = NaN"))
+    described = describe([h])
+    assert described.values["exposure_time"] is None
+    assert any(n.startswith("EXPTIME: ") for n in described.notes)

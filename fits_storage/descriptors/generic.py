@@ -475,10 +475,12 @@ def reduction(frame: Frame) -> str | None:
 
 
 def spectroscopy(frame: Frame) -> bool | None:
+    """Whether the light was dispersed: SPECT; a frame of a known instrument without it (an
+    image, a bias, a dark) was not; the generic default does not know."""
     tags = tag_set(frame)
     if "SPECT" in tags:
         return True
-    if "IMAGE" in tags:
+    if "IMAGE" in tags or (frame.mapping is not None and frame.mapping.gemini):
         return False
     return None
 
