@@ -25,7 +25,9 @@ UT = datetime(2025, 11, 23, 5, 6, 7, 500000)  # the generators' DATE-OBS + TIME-
 
 
 def fields(hdulist: fits.HDUList, filename: str | None = None) -> tuple[dict, list[str]]:
-    described = describe([hdu.header for hdu in hdulist], filename)
+    """The frame's fields as ingest computes them: from headers parsed from their bytes."""
+    headers = [fits.Header.fromstring(hdu.header.tostring()) for hdu in hdulist]
+    described = describe(headers, filename)
     return described.values, described.notes
 
 
