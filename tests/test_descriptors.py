@@ -254,3 +254,16 @@ def test_fast_and_astropy_reading_agree_on_the_real_gmos_file() -> None:
                 assert mine == header[keyword], keyword
                 compared += 1
     assert compared > 150
+
+
+def test_every_mapping_computes_exactly_the_header_columns() -> None:
+    """A column added to ``header`` needs its field, and a mapping cannot invent one."""
+    from fits_storage.descriptors import MAPPINGS
+    from fits_storage.descriptors.mapping import Constant
+    from fits_storage.orm import Header
+
+    columns = {c.name for c in Header.__table__.columns} - {"id", "diskfile_id", "notes"}
+    for mapping in (GENERIC, *MAPPINGS):
+        assert set(mapping.fields) == columns, mapping.name
+    with pytest.raises(KeyError, match="not a field of generic"):
+        GENERIC.extend("X", ("X",), fields={"colour": Constant("blue")})
