@@ -31,6 +31,8 @@ COMMANDS = {
     "fits_storage_user": ["list"],
     "service_preview_queue": ["--empty"],
     "add_to_preview_queue": [],
+    "service_calcache_queue": ["--empty"],
+    "add_to_calcache_queue": [],
 }
 ALL = sorted(COMMANDS)
 NEED_TABLES = sorted(set(COMMANDS) - {"create_tables", "web", "fits_storage_run"})

@@ -13,7 +13,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from fits_storage.cli.common import load_config_or_exit, open_database, setup_console_logging
 from fits_storage.preview.selection import PreviewSelection, queue_previews
 from fits_storage.queues import get_queue
-from fits_storage.scan import special_dates_regex, special_value_warning
+from fits_storage.scan import special_value_warning
+from fits_storage.scan.present import compile_file_re
 from fits_storage.service.worker import one_line
 
 COMMAND = "add_to_preview_queue"
@@ -88,9 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _compile(file_re: str | None) -> re.Pattern[str] | None:
-    if not file_re:
-        return None
-    return re.compile(special_dates_regex(file_re) or file_re)
+    return compile_file_re(file_re)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Index,
+    Integer,
     String,
     Text,
     text,
@@ -101,6 +102,26 @@ class Header(Base):
     science_verification: Mapped[bool | None] = mapped_column(Boolean)
     calibration_program: Mapped[bool | None] = mapped_column(Boolean)
     notes: Mapped[str | None] = mapped_column(Text)
+    # TEMPORARY (branch calib): the descriptor columns calibration association reads, named as
+    # the descriptors branch's contract; migration 0008 adds them. Drop this block and 0008's
+    # header part at merge, keeping the descriptors branch's definitions.
+    types: Mapped[str | None] = mapped_column(Text)
+    reduction: Mapped[str | None] = mapped_column(String(40))
+    focal_plane_mask: Mapped[str | None] = mapped_column(String(80))
+    mode: Mapped[str | None] = mapped_column(String(16))
+    spectroscopy: Mapped[bool | None] = mapped_column(Boolean)
+    detector_roi_setting: Mapped[str | None] = mapped_column(String(80))
+    detector_readmode: Mapped[str | None] = mapped_column(String(40))
+    detector_gain_setting: Mapped[str | None] = mapped_column(String(40))
+    amp_read_area: Mapped[str | None] = mapped_column(Text)
+    nod_and_shuffle: Mapped[bool | None] = mapped_column(Boolean)
+    coadds: Mapped[int | None] = mapped_column(Integer)
+
+    __table_args__ = (
+        Index(
+            "ix_header_calibration", "instrument", "observation_type", "reduction", "ut_datetime"
+        ),
+    )
 
     diskfile: Mapped[DiskFile] = relationship(back_populates="header")
 
