@@ -10,13 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import DateTime, Float, Select, func, literal, select
+from sqlalchemy import DateTime, Float, Select, String, bindparam, func, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
+from fits_storage.cal.checks import Check, Contains, HasTag, Like, Op
 from fits_storage.cal.instruments import applicable, plan_for
 from fits_storage.cal.rules import FIELDS, Frame, Plan
 from fits_storage.orm import DiskFile, File, Header
@@ -65,23 +67,31 @@ class Found:
         return self.fields["data_label"]
 
 
+HEADER = Header.__table__
+DISKFILE = DiskFile.__table__
+FILE = File.__table__
+
+
 def _columns() -> list[Any]:
-    return [getattr(Header, name) for name in FIELDS] + [
-        File.name,
-        DiskFile.data_md5,
-        DiskFile.entrytime,
-        DiskFile.file_id,
-        DiskFile.filename,
-        DiskFile.path,
+    return [HEADER.c[name] for name in FIELDS] + [
+        FILE.c.name,
+        DISKFILE.c.data_md5,
+        DISKFILE.c.entrytime,
+        DISKFILE.c.file_id,
+        DISKFILE.c.filename,
+        DISKFILE.c.path,
     ]
 
 
 def base_query() -> Select[Any]:
+    """Header fields and file of every canonical present version (Core, not ORM entities:
+    an association is a few rows and the ORM's per-statement overhead would dominate)."""
     return (
         select(*_columns())
-        .join(DiskFile, DiskFile.id == Header.diskfile_id)
-        .join(File, File.id == DiskFile.file_id)
-        .where(DiskFile.canonical, DiskFile.present)
+        .select_from(HEADER)
+        .join(DISKFILE, DISKFILE.c.id == HEADER.c.diskfile_id)
+        .join(FILE, FILE.c.id == DISKFILE.c.file_id)
+        .where(DISKFILE.c.canonical, DISKFILE.c.present)
     )
 
 
@@ -90,23 +100,9 @@ def to_found(row: Sequence[Any]) -> Found:
     return Found(dict(zip(FIELDS, row[:n], strict=True)), *row[n:])
 
 
-def order_terms(plan: Plan) -> list[Any]:
-    when = plan.frame.get("ut_datetime")
-    terms: list[Any] = []
-    if when is not None:
-        apart = seconds_apart(Header.ut_datetime, literal(when, DateTime()))
-        score = apart / (plan.rule.order.time_days * 86400.0)
-        scale = plan.rule.order.wavelength_scale
-        wavelength = plan.frame.get("central_wavelength")
-        if scale is not None and wavelength is not None:
-            score = score + func.abs(Header.central_wavelength - wavelength) / scale(plan.frame)
-        terms.append(score)
-    return terms + [DiskFile.entrytime.desc(), Header.id.desc()]
-
-
 def score(plan: Plan, candidate: Frame) -> float:
-    """The candidate's ranking score in Python (lower is better), as ``order_terms`` computes
-    it in SQL; a candidate without a time ranks last."""
+    """The candidate's ranking score in Python (lower is better), as the SQL ranks; a
+    candidate without a time ranks last."""
     when, then = plan.frame.get("ut_datetime"), candidate.get("ut_datetime")
     if when is None:
         return 0.0
@@ -123,18 +119,69 @@ def score(plan: Plan, candidate: Frame) -> float:
     return value
 
 
-def query(plan: Plan) -> Select[Any]:
-    """The one statement answering the plan: every check in SQL, ranked, limited."""
-    return (
-        base_query()
-        .where(*(check.sql(Header) for check in plan.checks))
-        .order_by(*order_terms(plan))
-        .limit(plan.howmany)
-    )
+Shape = tuple[str, type[Op], int]
+OrderShape = tuple[bool, float, bool]
+
+
+def _order(plan: Plan) -> tuple[OrderShape, dict[str, Any]]:
+    """The ranking's form and its parameters for this frame."""
+    order = plan.rule.order
+    when = plan.frame.get("ut_datetime")
+    wavelength = plan.frame.get("central_wavelength")
+    weighted = when is not None and order.wavelength_scale is not None and wavelength is not None
+    params: dict[str, Any] = {}
+    if when is not None:
+        params["o_when"] = when
+    if weighted:
+        params["o_wavelength"] = wavelength
+        params["o_scale"] = order.wavelength_scale(plan.frame)  # type: ignore[misc]
+    return (when is not None, order.time_days, weighted), params
+
+
+@lru_cache(maxsize=2048)
+def _statement(shapes: tuple[Shape, ...], order: OrderShape, limit: int) -> Select[Any]:
+    """The statement for checks of these shapes (parameters ``p<i>_<j>``) and this ranking,
+    built once and reused for every frame of the same form."""
+    conditions = []
+    for i, (field, op_type, count) in enumerate(shapes):
+        column = HEADER.c[field]
+        kind = String() if op_type in (Contains, HasTag, Like) else column.type
+        params = tuple(bindparam(f"p{i}_{j}", type_=kind) for j in range(count))
+        conditions.append(op_type.sql(column, params))
+    ranked, time_days, weighted = order
+    terms: list[Any] = []
+    if ranked:
+        apart = seconds_apart(HEADER.c.ut_datetime, bindparam("o_when", type_=DateTime()))
+        score = apart / (time_days * 86400.0)
+        if weighted:
+            wavelength = bindparam("o_wavelength", type_=Float())
+            score = score + func.abs(HEADER.c.central_wavelength - wavelength) / bindparam(
+                "o_scale", type_=Float()
+            )
+        terms.append(score)
+    terms += [DISKFILE.c.entrytime.desc(), HEADER.c.id.desc()]
+    return base_query().where(*conditions).order_by(*terms).limit(limit)
+
+
+def prepared(plan: Plan, checks: Sequence[Check], limit: int) -> tuple[Select[Any], dict]:
+    """The statement and parameters finding up to ``limit`` rows passing ``checks``, ranked
+    for the plan's frame."""
+    params: dict[str, Any] = {}
+    for i, check in enumerate(checks):
+        params.update({f"p{i}_{j}": value for j, value in enumerate(check.params())})
+    order, order_params = _order(plan)
+    params.update(order_params)
+    return _statement(tuple(check.shape() for check in checks), order, limit), params
+
+
+def query(plan: Plan) -> tuple[Select[Any], dict]:
+    """The one statement answering the plan (every check in SQL, ranked, limited)."""
+    return prepared(plan, plan.checks, plan.howmany)
 
 
 def find(session: Session, plan: Plan) -> list[Found]:
-    return [to_found(row) for row in session.execute(query(plan))]
+    statement, params = query(plan)
+    return [to_found(row) for row in session.connection().execute(statement, params)]
 
 
 def associate(session: Session, frame: Frame, caltype: str) -> list[Found]:
@@ -166,14 +213,9 @@ def explain(session: Session, frame: Frame, caltype: str, chosen: Iterable[int])
     if plan is None:
         return []
     taken = set(chosen)
-    statement = (
-        base_query()
-        .where(*(check.sql(Header) for check in plan.kind))
-        .order_by(*order_terms(plan))
-        .limit(EXPLAIN_LIMIT + len(taken))
-    )
+    statement, params = prepared(plan, plan.kind, EXPLAIN_LIMIT + len(taken))
     rejected = []
-    for row in session.execute(statement):
+    for row in session.connection().execute(statement, params):
         found = to_found(row)
         if found.id in taken:
             continue
@@ -188,9 +230,10 @@ def explain(session: Session, frame: Frame, caltype: str, chosen: Iterable[int])
 def frame_of(session: Session, header_id: int) -> Found | None:
     row = session.execute(
         select(*_columns())
-        .join(DiskFile, DiskFile.id == Header.diskfile_id)
-        .join(File, File.id == DiskFile.file_id)
-        .where(Header.id == header_id)
+        .select_from(HEADER)
+        .join(DISKFILE, DISKFILE.c.id == HEADER.c.diskfile_id)
+        .join(FILE, FILE.c.id == DISKFILE.c.file_id)
+        .where(HEADER.c.id == header_id)
     ).first()
     return None if row is None else to_found(row)
 
@@ -219,7 +262,6 @@ def frame_on(session: Session, filename: str, path: str) -> Found | None:
         .limit(1)
     ).first()
     return None if row is None else to_found(row)
-
 
 
 def found_by_id(session: Session, ids: Iterable[int]) -> dict[int, Found]:

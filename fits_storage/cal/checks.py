@@ -4,9 +4,14 @@ columns (the one query per frame and calibration type) and in Python on a row al
 calibration asks whether a frame would accept it). Both ways must agree; tests/test_cal_rules.py
 holds them side by side.
 
-A check compares a calibration's field with a value that is usually the frame's own (a
-``Match``), or a constant of the rule. ``None`` from the frame behaves as FitsStorage's query
-builder did: equality with ``None`` asks for NULL, a tolerance around ``None`` is skipped.
+A check compares a calibration's field with a value that is usually the frame's own, or a
+constant of the rule. ``None`` from the frame behaves as FitsStorage's query builder did:
+equality with ``None`` asks for NULL, a tolerance around ``None`` is skipped.
+
+In SQL the values are bound parameters: a check's ``shape`` says what decides the form of its
+SQL (the operator, and how many values it binds: none for a NULL), so that a rule's statement
+is built once per shape and reused for every frame (associate.py), which keeps the Python side
+of a query well under a millisecond.
 """
 
 from __future__ import annotations
@@ -16,15 +21,26 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, literal, or_, true
+from sqlalchemy import ColumnElement, and_, false, literal_column, or_, true
+
+Params = tuple[Any, ...]
+
+
+def like_escape(text: str) -> str:
+    return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
 
 
 class Op:
-    """How a calibration's value ``cal`` relates to ``value``; ``describe`` is for explain."""
+    """How a calibration's value relates to the check's value. ``bind`` gives the values of
+    the bound parameters, ``sql`` the condition on them; ``test`` is the same in Python."""
 
     name = ""
 
-    def sql(self, column: Any, value: Any) -> ColumnElement[bool]:
+    def bind(self, value: Any) -> Params:
+        return () if value is None else (value,)
+
+    @staticmethod
+    def sql(column: Any, params: Params) -> ColumnElement[bool]:
         raise NotImplementedError
 
     def test(self, cal: Any, value: Any) -> bool:
@@ -37,8 +53,9 @@ class Op:
 class Equal(Op):
     name = "=="
 
-    def sql(self, column: Any, value: Any) -> ColumnElement[bool]:
-        return column.is_(None) if value is None else column == value
+    @staticmethod
+    def sql(column: Any, params: Params) -> ColumnElement[bool]:
+        return column.is_(None) if not params else column == params[0]
 
     def test(self, cal: Any, value: Any) -> bool:
         return cal == value
@@ -49,8 +66,11 @@ class NotEqual(Op):
 
     name = "!="
 
-    def sql(self, column: Any, value: Any) -> ColumnElement[bool]:
-        return or_(column.is_(None), column != value)
+    @staticmethod
+    def sql(column: Any, params: Params) -> ColumnElement[bool]:
+        if not params:
+            return column.is_not(None)
+        return or_(column.is_(None), column != params[0])
 
     def test(self, cal: Any, value: Any) -> bool:
         return cal != value
@@ -61,7 +81,11 @@ class NotTrue(Op):
 
     name = "not true"
 
-    def sql(self, column: Any, value: Any) -> ColumnElement[bool]:
+    def bind(self, value: Any) -> Params:
+        return ()
+
+    @staticmethod
+    def sql(column: Any, params: Params) -> ColumnElement[bool]:
         return or_(column.is_(None), column.is_(False))
 
     def test(self, cal: Any, value: Any) -> bool:
@@ -74,8 +98,9 @@ class NotTrue(Op):
 class AtLeast(Op):
     name = ">="
 
-    def sql(self, column: Any, value: Any) -> ColumnElement[bool]:
-        return column >= value
+    @staticmethod
+    def sql(column: Any, params: Params) -> ColumnElement[bool]:
+        return column >= params[0] if params else false()
 
     def test(self, cal: Any, value: Any) -> bool:
         return cal is not None and cal >= value
@@ -84,8 +109,12 @@ class AtLeast(Op):
 class OneOf(Op):
     name = "in"
 
-    def sql(self, column: Any, value: Any) -> ColumnElement[bool]:
-        return column.in_(value)
+    def bind(self, value: Any) -> Params:
+        return tuple(value)
+
+    @staticmethod
+    def sql(column: Any, params: Params) -> ColumnElement[bool]:
+        return column.in_(params)
 
     def test(self, cal: Any, value: Any) -> bool:
         return cal in value
@@ -93,13 +122,17 @@ class OneOf(Op):
 
 class Contains(Op):
     """The calibration's text contains the value (a science ROI's amplifiers among the
-    calibration's). SQL LIKE: case-insensitive on SQLite, as the names compared are upper or
-    fixed case this does not matter."""
+    calibration's). SQL LIKE: case-insensitive on SQLite; the names compared are in a fixed
+    case, so this does not matter."""
 
     name = "contains"
 
-    def sql(self, column: Any, value: Any) -> ColumnElement[bool]:
-        return column.contains(value, autoescape=True)
+    def bind(self, value: Any) -> Params:
+        return () if value is None else (f"%{like_escape(value)}%",)
+
+    @staticmethod
+    def sql(column: Any, params: Params) -> ColumnElement[bool]:
+        return column.like(params[0], escape="/") if params else false()
 
     def test(self, cal: Any, value: Any) -> bool:
         return cal is not None and value is not None and value in cal
@@ -110,9 +143,13 @@ class HasTag(Op):
 
     name = "has tag"
 
-    def sql(self, column: Any, value: Any) -> ColumnElement[bool]:
-        padded = literal(" ").op("||")(column).op("||")(literal(" "))
-        return padded.contains(f" {value} ", autoescape=True)
+    def bind(self, value: Any) -> Params:
+        return (f"% {like_escape(value)} %",)
+
+    @staticmethod
+    def sql(column: Any, params: Params) -> ColumnElement[bool]:
+        space = literal_column("' '")
+        return space.op("||")(column).op("||")(space).like(params[0], escape="/")
 
     def test(self, cal: Any, value: Any) -> bool:
         return cal is not None and value in cal.split()
@@ -123,8 +160,9 @@ class Like(Op):
 
     name = "like"
 
-    def sql(self, column: Any, value: Any) -> ColumnElement[bool]:
-        return column.like(value)
+    @staticmethod
+    def sql(column: Any, params: Params) -> ColumnElement[bool]:
+        return column.like(params[0])
 
     def test(self, cal: Any, value: Any) -> bool:
         if cal is None:
@@ -144,10 +182,14 @@ class Within(Op):
     def __init__(self, tolerance: float | timedelta) -> None:
         self.tolerance = tolerance
 
-    def sql(self, column: Any, value: Any) -> ColumnElement[bool]:
-        if value is None:
+    def bind(self, value: Any) -> Params:
+        return () if value is None else (value - self.tolerance, value + self.tolerance)
+
+    @staticmethod
+    def sql(column: Any, params: Params) -> ColumnElement[bool]:
+        if not params:
             return true()
-        return and_(column > value - self.tolerance, column < value + self.tolerance)
+        return and_(column > params[0], column < params[1])
 
     def test(self, cal: Any, value: Any) -> bool:
         if value is None:
@@ -178,8 +220,17 @@ class Check:
     op: Op
     value: Any = None
 
+    def shape(self) -> tuple[str, type[Op], int]:
+        """What decides the form of the SQL: the field, the operator and how many values it
+        binds (none for a NULL test, one per list item...)."""
+        return (self.field, type(self.op), len(self.params()))
+
+    def params(self) -> Params:
+        return self.op.bind(self.value)
+
     def sql(self, columns: Any) -> ColumnElement[bool]:
-        return self.op.sql(getattr(columns, self.field), self.value)
+        """The condition with the values inline (as bound literals): for one-off queries."""
+        return self.op.sql(getattr(columns, self.field), self.params())
 
     def test(self, row: Any) -> bool:
         return self.op.test(_get(row, self.field), self.value)
