@@ -911,3 +911,126 @@ def write_frame(dest_dir: Path, hdulist: fits.HDUList, filename: str) -> Path:
     target = dest_dir / filename
     target.write_bytes(bz2.compress(data) if filename.endswith(".bz2") else data)
     return target
+
+# -- a generated GMOS-S night for calibration association --------------------------------------
+
+NIGHT = datetime(2025, 11, 23)
+_AMPS = {"Full Frame": "'BI5-36-4k-2':[1:2048,1:4224]+'BI11-33-4k-1':[1:2048,1:4224]",
+         "Central Spectrum": "'BI5-36-4k-2':[1:2048,1792:2432]+'BI11-33-4k-1':[1:2048,1792:2432]"}
+_NIGHT_COMMON: dict[str, Any] = {
+    "instrument": "GMOS-S",
+    "observation_class": "science",
+    "object": "NGC 1068",
+    "program_id": "GS-2025B-Q-101",
+    "exposure_time": 600.0,
+    "disperser": "B600+_G5323",
+    "focal_plane_mask": "1.0arcsec",
+    "detector_readmode": "slow",
+    "detector_gain_setting": "low",
+    "spectroscopy": True,
+    "mode": "longslit",
+    "reduction": "RAW",
+    "qa_state": "Pass",
+    "engineering": False,
+}
+
+
+def _night_frame(
+    number: int,
+    obstype: str,
+    hours: float,
+    binning: str,
+    roi: str,
+    filter_name: str,
+    wavelength: float,
+    **extra: Any,
+) -> tuple[str, dict[str, Any]]:
+    name = observatory_filename("S", NIGHT + timedelta(hours=hours), number)
+    fields = dict(_NIGHT_COMMON)
+    fields.update(
+        observation_type=obstype,
+        data_label=f"GS-2025B-Q-101-{number}-001",
+        ut_datetime=NIGHT + timedelta(hours=hours),
+        filter_name=filter_name,
+        central_wavelength=wavelength,
+        detector_binning=binning,
+        detector_roi_setting=roi,
+        amp_read_area=_AMPS[roi],
+        types=f"{obstype} GMOS SOUTH RAW SPECT LS" + (" CAL" if obstype != "OBJECT" else ""),
+    )
+    if obstype != "OBJECT":
+        fields.update(observation_class="dayCal", object=obstype, exposure_time=1.0)
+    if obstype == "BIAS":
+        fields.update(
+            exposure_time=0.0,
+            spectroscopy=False,
+            mode="imaging",
+            disperser="MIRROR",
+            focal_plane_mask="Imaging",
+            types="BIAS GMOS SOUTH RAW CAL",
+        )
+    fields.update(extra)
+    return name, fields
+
+
+# Science at two binnings and two ROIs; biases at both (two for the first science frame, one
+# read fast); spectroscopic flats in two filters (one 200 days earlier, outside the 180-day
+# window); arcs at two central wavelengths (and one at neither). Hours count from
+# 2025-11-23 00:00 UT (negative: the day before).
+GMOS_NIGHT: dict[str, dict[str, Any]] = dict(
+    [
+        _night_frame(101, "OBJECT", 2.0, "2x2", "Full Frame", "GG455_G0329", 0.600),
+        _night_frame(102, "OBJECT", 3.0, "1x1", "Full Frame", "GG455_G0329", 0.600),
+        _night_frame(103, "OBJECT", 4.0, "2x2", "Central Spectrum", "OG515_G0330", 0.700),
+        _night_frame(11, "BIAS", -10.0, "2x2", "Full Frame", "open", None),
+        _night_frame(12, "BIAS", -30.0, "2x2", "Full Frame", "open", None),
+        _night_frame(13, "BIAS", -9.0, "1x1", "Full Frame", "open", None),
+        _night_frame(14, "BIAS", -8.0, "2x2", "Central Spectrum", "open", None),
+        _night_frame(15, "BIAS", -7.0, "2x2", "Full Frame", "open", None, detector_readmode="fast"),
+        _night_frame(21, "FLAT", 2.1, "2x2", "Full Frame", "GG455_G0329", 0.600),
+        _night_frame(22, "FLAT", 3.1, "1x1", "Full Frame", "GG455_G0329", 0.600),
+        _night_frame(23, "FLAT", 4.1, "2x2", "Central Spectrum", "OG515_G0330", 0.700),
+        _night_frame(24, "FLAT", -24.0 * 200, "2x2", "Full Frame", "GG455_G0329", 0.600),
+        _night_frame(31, "ARC", 6.0, "2x2", "Full Frame", "GG455_G0329", 0.600),
+        _night_frame(32, "ARC", 6.1, "1x1", "Full Frame", "GG455_G0329", 0.600),
+        _night_frame(33, "ARC", 6.2, "2x2", "Central Spectrum", "OG515_G0330", 0.700),
+        _night_frame(34, "ARC", 6.3, "2x2", "Full Frame", "GG455_G0329", 0.650),
+    ]
+)
+# Ingested later: a 1x1 full-frame bias closer to 102 than bias 13.
+LATE_BIAS = dict([_night_frame(16, "BIAS", 1.0, "1x1", "Full Frame", "open", None)])
+
+
+def night_name(number: int) -> str:
+    """The file name of the night's frame ``number`` (late bias included)."""
+    for name in [*GMOS_NIGHT, *LATE_BIAS]:
+        if int(name[10:14]) == number:
+            return name
+    raise KeyError(number)
+
+
+def write_night_frame(dest_dir: Path, name: str, fields: Mapping[str, Any]) -> Path:
+    """The night's frame ``name`` as GMOS-S writes it (``gmos_frame``), so that ingest's
+    descriptors compute ``fields`` from the keywords."""
+    x, y = (int(n) for n in fields["detector_binning"].split("x"))
+    wavelength = fields["central_wavelength"]
+    spectrum = fields["disperser"] != "MIRROR"
+    program, observation = fields["program_id"], fields["data_label"].rsplit("-", 1)[0]
+    hdulist = gmos_frame(
+        name,
+        binning=(x, y),
+        roi=fields["detector_roi_setting"],
+        read_speed=fields["detector_readmode"],
+        gain=fields["detector_gain_setting"],
+        obstype=fields["observation_type"],
+        obsclass=fields["observation_class"],
+        obj=fields["object"],
+        filter1=fields["filter_name"],
+        grating=fields["disperser"],
+        central_wavelength_nm=None if wavelength is None else round(wavelength * 1000, 3),
+        maskname=fields["focal_plane_mask"] if spectrum else None,
+        exptime=fields["exposure_time"],
+        ut=fields["ut_datetime"],
+        keywords={"GEMPRGID": program, "OBSID": observation, "DATALAB": fields["data_label"]},
+    )
+    return write_frame(dest_dir, hdulist, name)

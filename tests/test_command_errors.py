@@ -32,6 +32,8 @@ COMMANDS = {
     "service_preview_queue": ["--empty"],
     "add_to_preview_queue": [],
     "reingest_headers": ["--all"],
+    "service_calcache_queue": ["--empty"],
+    "add_to_calcache_queue": [],
 }
 ALL = sorted(COMMANDS)
 NEED_TABLES = sorted(set(COMMANDS) - {"create_tables", "web", "fits_storage_run"})

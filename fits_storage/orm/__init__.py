@@ -1,6 +1,7 @@
 """Every table of the system; importing this module registers them all on ``Base.metadata``."""
 
 from fits_storage.orm.base import Base, utcnow
+from fits_storage.orm.calcache import CalCache, CalCacheStamp
 from fits_storage.orm.file import DiskFile, DiskFileReport, File, FullTextHeader, Header
 from fits_storage.orm.preview import Preview, PreviewNote
 from fits_storage.orm.queues import (
@@ -35,4 +36,6 @@ __all__ = [
     "StaffUser",
     "Preview",
     "PreviewNote",
+    "CalCache",
+    "CalCacheStamp",
 ]

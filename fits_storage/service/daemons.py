@@ -84,7 +84,6 @@ DAEMONS: tuple[Daemon, ...] = (
         frozenset({ARCHIVE}),
         "using_calcache",
         ("scq1",),
-        unit_shipped=False,
     ),
 )
 

@@ -25,6 +25,7 @@ from fits_storage.storage import get_store
 from fits_storage.storage.atomic import STALE_SECONDS, remove_stale_parts
 from fits_storage.web import (
     auth,
+    calibrations,
     filelist,
     files,
     health,
@@ -95,6 +96,16 @@ def create_app(config: Config) -> FastAPI:
     )
     app.state.fits = state
     app.add_middleware(RefuseControlCharacters)
-    for module in (upload, filelist, files, health, metrics, auth, queuestatus, previews):
+    for module in (
+        upload,
+        filelist,
+        files,
+        health,
+        metrics,
+        auth,
+        queuestatus,
+        previews,
+        calibrations,
+    ):
         app.include_router(module.router)
     return app

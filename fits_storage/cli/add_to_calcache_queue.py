@@ -1,0 +1,70 @@
+"""add_to_calcache_queue: queue present files for their calibration associations."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from fits_storage.cli.common import load_config_or_exit, open_database, setup_console_logging
+from fits_storage.queues import get_queue
+from fits_storage.scan import SelectionError
+from fits_storage.scan.present import (
+    PresentSelection,
+    add_selection_arguments,
+    report_missing,
+    selection_terms,
+)
+from fits_storage.service.worker import one_line
+
+COMMAND = "add_to_calcache_queue"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=COMMAND,
+        description="Queue files the database holds as present for their calibration "
+        "associations (service_calcache_queue stores them in the calcache table). A file "
+        "already waiting is not queued twice. New calibrations re-queue the frames they may "
+        "change by themselves: this is for a change of rules or a repair.",
+        epilog="Examples: add_to_calcache_queue --lastdays=2  |  add_to_calcache_queue "
+        "--file-re=N2025112  |  add_to_calcache_queue --filename=N20251123S0042.fits",
+    )
+    add_selection_arguments(p, "only files under this path ('' for the top)")
+    p.add_argument("--debug", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    setup_console_logging(args.debug)
+    try:
+        selection = PresentSelection(**selection_terms(args, logging.getLogger(COMMAND)))
+    except SelectionError as exc:
+        print(f"{COMMAND}: {exc}", file=sys.stderr)
+        return 2
+    config = load_config_or_exit(COMMAND)
+    engine, sessions = open_database(config, COMMAND)
+    try:
+        with sessions() as session:
+            files = list(selection.files(session))
+            rows = ({"filename": name, "path": path} for name, path in files)
+            added = get_queue("calcache", config).add_many(session, rows)
+            session.commit()
+    except SQLAlchemyError as exc:
+        print(f"{COMMAND}: database error: {one_line(exc)}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(
+        f"{COMMAND}: {len(files)} file(s) selected: {added} queued, "
+        f"{len(files) - added} already waiting"
+    )
+    report_missing(COMMAND, args.filename, files, "")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
