@@ -31,6 +31,7 @@ COMMANDS = {
     "fits_storage_user": ["list"],
     "service_preview_queue": ["--empty"],
     "add_to_preview_queue": [],
+    "service_fileops_queue": ["--empty"],
 }
 ALL = sorted(COMMANDS)
 NEED_TABLES = sorted(set(COMMANDS) - {"create_tables", "web", "fits_storage_run"})

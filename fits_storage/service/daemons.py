@@ -86,6 +86,13 @@ DAEMONS: tuple[Daemon, ...] = (
         ("scq1",),
         unit_shipped=False,
     ),
+    Daemon(
+        "service_fileops_queue",
+        "fits_storage.cli.service_fileops_queue",
+        BOTH,
+        "api_auth_cookie",
+        ("sfq1",),
+    ),
 )
 
 # The web application: a template too, its instance being the port it listens on.

@@ -58,6 +58,11 @@ class AtomicFile:
     def md5(self) -> str:
         return self._md5.hexdigest()
 
+    def flush(self) -> None:
+        """Hand the bytes written so far to the temporary file, so that it can be checked
+        (read by another library) before commit() makes it the real one."""
+        self._file.flush()
+
     def commit(
         self, *, md5: str | None = None, size: int | None = None, reread: bool = False
     ) -> StoredFile:
