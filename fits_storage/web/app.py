@@ -31,6 +31,7 @@ from fits_storage.web import (
     metrics,
     previews,
     queuestatus,
+    update_headers,
     upload,
 )
 from fits_storage.web.guard import RefuseControlCharacters
@@ -95,6 +96,16 @@ def create_app(config: Config) -> FastAPI:
     )
     app.state.fits = state
     app.add_middleware(RefuseControlCharacters)
-    for module in (upload, filelist, files, health, metrics, auth, queuestatus, previews):
+    for module in (
+        upload,
+        filelist,
+        files,
+        health,
+        metrics,
+        auth,
+        queuestatus,
+        previews,
+        update_headers,
+    ):
         app.include_router(module.router)
     return app
