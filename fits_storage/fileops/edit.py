@@ -6,14 +6,21 @@ rescaled, converted or re-padded, and the cost is that of a copy. The primary he
 by a block when a new keyword needs room; the FITS standard lets a header have any number of
 2880-byte blocks, so the data that follows only moves.
 
-A ``.bz2`` (or ``.gz``) file is decompressed as it is read and the new copy compressed as it
-is written: compressed files stay compressed, and neither copy is ever whole in memory.
+A plain file is copied by the kernel (``copy_file_range``: no pass through Python) while two
+threads take the md5 of the old bytes and of the new ones (hashlib works outside the GIL), so
+an update costs about what copying the file costs. A ``.bz2`` (or ``.gz``) file is
+decompressed as it is read and the new copy compressed as it is written: compressed files
+stay compressed, and neither copy is ever whole in memory.
 """
 
 from __future__ import annotations
 
 import bz2
+import contextlib
+import errno
 import hashlib
+import os
+import threading
 import warnings
 import zlib
 from collections.abc import Callable, Iterator, Mapping
@@ -23,7 +30,8 @@ from typing import Any, BinaryIO
 
 from astropy.io import fits
 
-from fits_storage.storage.base import CHUNK
+from fits_storage.storage.atomic import create_temporary, install_temporary
+from fits_storage.storage.base import CHUNK, open_regular
 from fits_storage.storage.compression import (
     CompressedDataError,
     StreamDecompressor,
@@ -51,7 +59,6 @@ class EditResult:
     size_before: int
     md5_after: str
     size_after: int
-    data_size: int  # uncompressed bytes written
 
 
 def same_value(old: Any, new: Any) -> bool:
@@ -185,6 +192,17 @@ class _Sink:
             self._write(self._compressor.flush())
 
 
+@dataclass(frozen=True)
+class Written:
+    """What ``write_edited`` read and wrote (the output's md5 is its destination's to take)."""
+
+    old: dict[str, Any]
+    md5_before: str
+    size_before: int
+    data_size: int  # uncompressed bytes written
+    header: fits.Header
+
+
 def write_edited(
     source: BinaryIO,
     name: str,
@@ -192,41 +210,24 @@ def write_edited(
     changes: Mapping[str, Any],
     reject_new: bool,
     limit: int | None = None,
-) -> tuple[EditResult, fits.Header]:
+) -> Written:
     """Stream ``source`` (a file called ``name``: its suffix says if it is compressed) to
-    ``write`` with ``changes`` in the primary header; returns what was done and the new
-    primary header. The caller owns ``write``'s destination and decides what to keep."""
+    ``write`` with ``changes`` in the primary header. The caller owns ``write``'s
+    destination and decides what to keep."""
     kind = compression_of(name)
     content = _Content(source, kind, limit)
     chunks = content.chunks()
     raw, rest = split_primary_header(chunks)
     header = parse_header(raw)
     old = apply_changes(header, changes, reject_new)
-    after = hashlib.md5()
-    written = 0
-
-    def counted(data: bytes) -> None:
-        nonlocal written
-        after.update(data)
-        written += len(data)
-        write(data)
-
-    sink = _Sink(counted, kind)
+    sink = _Sink(write, kind)
     sink.write(render_header(header))
     if rest:
         sink.write(rest)
     for chunk in chunks:
         sink.write(chunk)
     sink.close()
-    result = EditResult(
-        old=old,
-        md5_before=content.md5.hexdigest(),
-        size_before=content.size,
-        md5_after=after.hexdigest(),
-        size_after=written,
-        data_size=sink.size,
-    )
-    return result, header
+    return Written(old, content.md5.hexdigest(), content.size, sink.size, header)
 
 
 def verify_edited(path: Path, changes: Mapping[str, Any], data_size: int) -> None:
@@ -251,3 +252,107 @@ def verify_edited(path: Path, changes: Mapping[str, Any], data_size: int) -> Non
         raise EditError(f"the new copy is incomplete: {trouble[0]}")
     if end > data_size:
         raise EditError(f"the new copy ends at byte {data_size}, its last HDU at {end}")
+
+
+class _Hasher(threading.Thread):
+    """The md5 of ``prefix`` followed by the bytes of ``path`` from ``start``, in a thread."""
+
+    def __init__(self, path: Path, start: int, prefix: bytes = b"") -> None:
+        super().__init__(daemon=True)
+        self.path, self.start_at, self.prefix = path, start, prefix
+        self.md5 = ""
+        self.size = 0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            digest = hashlib.md5(self.prefix)
+            with open(self.path, "rb") as handle:
+                handle.seek(self.start_at)
+                while chunk := handle.read(CHUNK * 4):
+                    digest.update(chunk)
+                    self.size += len(chunk)
+            self.md5 = digest.hexdigest()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller by result()
+            self.error = exc
+
+    def result(self) -> str:
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return self.md5
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _copy_range(fd_in: int, fd_out: int, offset: int, count: int) -> None:
+    """``count`` bytes of ``fd_in`` from ``offset`` appended to ``fd_out``, by the kernel when
+    it can (``copy_file_range``), else through a buffer."""
+    done = 0
+    try:
+        while done < count:
+            copied = os.copy_file_range(fd_in, fd_out, min(count - done, 1 << 30), offset + done)
+            if copied == 0:
+                break
+            done += copied
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+            raise
+    while done < count:
+        chunk = os.pread(fd_in, min(CHUNK * 4, count - done), offset + done)
+        if not chunk:
+            break
+        _write_all(fd_out, chunk)
+        done += len(chunk)
+    if done != count:
+        raise EditError(f"the file shrank while it was copied ({done} of {count} bytes)")
+
+
+def swap_primary_header(
+    local: Path,
+    dest: Path,
+    changes: Mapping[str, Any],
+    reject_new: bool,
+    before_install: Callable[[EditResult], None],
+    mode: int | None = None,
+) -> EditResult:
+    """Write the uncompressed file ``local`` with ``changes`` in its primary header to
+    ``dest`` atomically: a temporary file beside ``dest`` holds the new header and the
+    kernel's copy of every byte after the old one; it is checked (size, astropy), then
+    ``before_install`` is called with the result, then it is fsynced and renamed."""
+    with open_regular(local) as source:
+        fd_in = source.fileno()
+        size = os.fstat(fd_in).st_size
+        raw, _ = split_primary_header(iter(lambda: source.read(64 * 1024), b""))
+        header = parse_header(raw)
+        old = apply_changes(header, changes, reject_new)
+        new_raw = render_header(header)
+        hashers = [_Hasher(local, 0), _Hasher(local, len(raw), new_raw)]
+        for hasher in hashers:
+            hasher.start()
+        fd_out, tmp = create_temporary(dest)
+        installed = False
+        try:
+            _write_all(fd_out, new_raw)
+            _copy_range(fd_in, fd_out, len(raw), size - len(raw))
+            md5_before, md5_after = (hasher.result() for hasher in hashers)
+            expected = len(new_raw) + size - len(raw)
+            if hashers[0].size != size or os.fstat(fd_out).st_size != expected:
+                raise EditError("the file changed while it was copied")
+            verify_edited(tmp, changes, expected)
+            result = EditResult(old, md5_before, size, md5_after, expected)
+            before_install(result)
+            install_temporary(fd_out, tmp, dest, mode)
+            installed = True
+        finally:
+            if not installed:
+                with contextlib.suppress(OSError):  # install_temporary may have closed it
+                    os.close(fd_out)
+                tmp.unlink(missing_ok=True)
+                for hasher in hashers:
+                    hasher.join()
+    return result

@@ -35,6 +35,7 @@ from fits_storage.fileops.edit import (
     EditResult,
     needed_changes,
     read_primary_header,
+    swap_primary_header,
     verify_edited,
     write_edited,
 )
@@ -51,6 +52,7 @@ from fits_storage.storage.base import (
     file_md5,
     open_regular,
 )
+from fits_storage.storage.compression import compression_of
 
 if TYPE_CHECKING:
     from fits_storage.queues import WorkContext
@@ -141,10 +143,17 @@ def edit_copy(
     """Write ``local`` with the update to ``dest`` atomically: beside it, checked, then
     ``before_install``, then fsync and rename. ``dest`` keeps ``local``'s permissions."""
     mode = stat.S_IMODE(os.stat(local).st_mode)
+    if compression_of(name) is None:
+        return swap_primary_header(
+            local, dest, update.changes, update.reject_new, before_install, mode
+        )
     with AtomicFile(dest, mode) as out, open_regular(local) as source:
-        result, _ = write_edited(source, name, out.write, update.changes, update.reject_new, limit)
+        written = write_edited(source, name, out.write, update.changes, update.reject_new, limit)
         out.flush()
-        verify_edited(out.tmp, update.changes, result.data_size)
+        verify_edited(out.tmp, update.changes, written.data_size)
+        result = EditResult(
+            written.old, written.md5_before, written.size_before, out.md5, out.size
+        )
         before_install(result)
         out.commit(md5=result.md5_after, size=result.size_after)
     return result
