@@ -4,6 +4,7 @@ value checked; then the queued edits applied by the fileops worker loop."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,6 +66,10 @@ def queued(session: Session) -> list[tuple[str, HeaderUpdate]]:
     return [(name, HeaderUpdate.loads(text)) for name, text in found]
 
 
+def md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
 def label_of(config: Config, name: str) -> str:
     return fits.getheader(config.storage_root / name)["DATALAB"]
 
@@ -100,12 +105,17 @@ def test_old_format_one_result_per_item_in_order(
     assert jobs[1][1].changes == {"RAWIQ": "20-percentile"}
     assert jobs[0][1].requester.startswith("127.0.0.1")
 
+    before = {name: md5(config.storage_root / name) for name in (RAW, BZ2)}
     make_loop(engine, config, fileops_work, get_queue("fileops", config)).run()
     assert fits.getheader(config.storage_root / RAW)["RAWGEMQA"] == "BAD"
     assert fits.getheader(config.storage_root / FLAT)["RAWGEMQA"] == "USABLE"
     assert fits.getheader(config.storage_root / BZ2)["RAWIQ"] == "20-percentile"
     session.rollback()
-    assert len(session.scalars(select(UpdateLog)).all()) == 2
+    logs = {log.filename: log for log in session.scalars(select(UpdateLog))}
+    for name in (RAW, BZ2):  # the raw file's md5 before is ingest's, the .bz2's hashed
+        assert (logs[name].md5_before, logs[name].md5_after) == (
+            before[name], md5(config.storage_root / name),
+        )  # fmt: skip
     assert sorted(session.scalars(select(IngestQueue.filename))) == [RAW, BZ2]
     session.rollback()
 

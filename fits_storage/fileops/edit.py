@@ -50,6 +50,15 @@ class EditError(Exception):
 
 
 @dataclass(frozen=True)
+class KnownFile:
+    """A file's size, mtime and md5 as ingest recorded them."""
+
+    size: int
+    mtime_ns: int
+    md5: str
+
+
+@dataclass(frozen=True)
 class EditResult:
     """What an edit found and wrote. ``old`` holds the value before of every keyword asked
     for (None when the file did not have it)."""
@@ -319,19 +328,26 @@ def swap_primary_header(
     reject_new: bool,
     before_install: Callable[[EditResult], None],
     mode: int | None = None,
+    known: KnownFile | None = None,
 ) -> EditResult:
     """Write the uncompressed file ``local`` with ``changes`` in its primary header to
     ``dest`` atomically: a temporary file beside ``dest`` holds the new header and the
     kernel's copy of every byte after the old one; it is checked (size, astropy), then
-    ``before_install`` is called with the result, then it is fsynced and renamed."""
+    ``before_install`` is called with the result, then it is fsynced and renamed.
+
+    ``known``: the file as ingest recorded it; when its size and mtime still match (ingest's
+    own test for "unchanged"), its md5 is the md5 before and the file is not hashed twice."""
     with open_regular(local) as source:
         fd_in = source.fileno()
-        size = os.fstat(fd_in).st_size
+        st = os.fstat(fd_in)
+        size = st.st_size
         raw, _ = split_primary_header(iter(lambda: source.read(64 * 1024), b""))
         header = parse_header(raw)
         old = apply_changes(header, changes, reject_new)
         new_raw = render_header(header)
-        hashers = [_Hasher(local, 0), _Hasher(local, len(raw), new_raw)]
+        hashers = [_Hasher(local, len(raw), new_raw)]
+        if known is None or (known.size, known.mtime_ns) != (size, st.st_mtime_ns):
+            hashers.append(_Hasher(local, 0))
         for hasher in hashers:
             hasher.start()
         fd_out, tmp = create_temporary(dest)
@@ -339,9 +355,10 @@ def swap_primary_header(
         try:
             _write_all(fd_out, new_raw)
             _copy_range(fd_in, fd_out, len(raw), size - len(raw))
-            md5_before, md5_after = (hasher.result() for hasher in hashers)
+            md5_after = hashers[0].result()
+            md5_before = hashers[1].result() if len(hashers) > 1 or known is None else known.md5
             expected = len(new_raw) + size - len(raw)
-            if hashers[0].size != size or os.fstat(fd_out).st_size != expected:
+            if hashers[0].size != size - len(raw) or os.fstat(fd_out).st_size != expected:
                 raise EditError("the file changed while it was copied")
             verify_edited(tmp, changes, expected)
             result = EditResult(old, md5_before, size, md5_after, expected)

@@ -33,6 +33,7 @@ from fits_storage.db.engine import session_scope
 from fits_storage.fileops.edit import (
     EditError,
     EditResult,
+    KnownFile,
     needed_changes,
     read_primary_header,
     swap_primary_header,
@@ -41,7 +42,7 @@ from fits_storage.fileops.edit import (
 )
 from fits_storage.fileops.request import HeaderUpdate
 from fits_storage.ingest.source import describe, staging_dir, store_for
-from fits_storage.orm import UpdateLog, utcnow
+from fits_storage.orm import DiskFile, UpdateLog, utcnow
 from fits_storage.queues import Entry, PermanentError, TransientError
 from fits_storage.storage import AtomicFile, LocalStore, Store
 from fits_storage.storage.base import (
@@ -96,6 +97,17 @@ def _log_row(session: Session, request_id: str) -> UpdateLog | None:
     return session.scalar(select(UpdateLog).where(UpdateLog.request_id == request_id))
 
 
+def ingested_version(session: Session, filename: str, path: str) -> KnownFile | None:
+    """Size, mtime and md5 of the present version ingest recorded at this place."""
+    row = session.execute(
+        select(DiskFile.file_size, DiskFile.mtime_ns, DiskFile.file_md5)
+        .where(DiskFile.filename == filename, DiskFile.path == path, DiskFile.present)
+        .order_by(DiskFile.id.desc())
+        .limit(1)
+    ).first()
+    return KnownFile(*row) if row is not None else None
+
+
 def _requested(update: HeaderUpdate) -> datetime:
     try:
         return datetime.fromisoformat(update.requested).replace(tzinfo=None)
@@ -139,13 +151,14 @@ def edit_copy(
     update: HeaderUpdate,
     limit: int | None,
     before_install: Callable[[EditResult], None],
+    known: KnownFile | None = None,
 ) -> EditResult:
     """Write ``local`` with the update to ``dest`` atomically: beside it, checked, then
     ``before_install``, then fsync and rename. ``dest`` keeps ``local``'s permissions."""
     mode = stat.S_IMODE(os.stat(local).st_mode)
     if compression_of(name) is None:
         return swap_primary_header(
-            local, dest, update.changes, update.reject_new, before_install, mode
+            local, dest, update.changes, update.reject_new, before_install, mode, known
         )
     with AtomicFile(dest, mode) as out, open_regular(local) as source:
         written = write_edited(source, name, out.write, update.changes, update.reject_new, limit)
@@ -167,12 +180,13 @@ def apply_update(
     limit: int | None,
     start: Callable[[EditResult], None],
     recorded: Recorded | None,
+    known: KnownFile | None = None,
 ) -> Outcome:
     """Apply ``update`` to the file at ``local``, writing the result to ``dest``; a no-op
     when the file already holds the values (then ``start`` is not called)."""
     header = read_primary_header(local, limit)
     if needed_changes(header, update.changes):
-        result = edit_copy(local, name, dest, update, limit, start)
+        result = edit_copy(local, name, dest, update, limit, start, known)
         if recorded is not None:
             return Outcome(recorded.old, recorded.md5_before, result.md5_after)
         return Outcome(result.old, result.md5_before, result.md5_after)
@@ -196,6 +210,7 @@ def _edit_in_store(
     entry: Entry,
     update: HeaderUpdate,
     recorded: Recorded | None,
+    known: KnownFile | None,
 ) -> Outcome:
     config = context.config
     limit = config.max_uncompressed_bytes
@@ -206,13 +221,13 @@ def _edit_in_store(
     if isinstance(store, LocalStore):
         local = store.path_of(entry.filename, entry.path)
         _remove_leftovers(local)
-        return apply_update(local, entry.filename, local, update, limit, start, recorded)
+        return apply_update(local, entry.filename, local, update, limit, start, recorded, known)
     # S3: edit a verified staging copy, record, then upload it over the object (verified).
     with store.local_copy(entry.filename, entry.path, staging_dir(config) / WORK_DIR) as local:
         edited = local.with_name(f"edited-{local.name}")
         started: list[EditResult] = []
         outcome = apply_update(
-            local, entry.filename, edited, update, limit, started.append, recorded
+            local, entry.filename, edited, update, limit, started.append, recorded, known
         )
         if started:
             start(started[0])
@@ -230,10 +245,11 @@ def fileops_work(session: Session, entry: Entry, context: WorkContext) -> None:
         context.logger.info("%s: request %s already applied", label, entry["request_id"])
         return
     recorded = Recorded(json.loads(row.old_values), row.md5_before) if row is not None else None
+    known = ingested_version(session, entry.filename, entry.path)
     session.rollback()  # no transaction open while the file is read and written
     store = store_for(context.config)
     try:
-        outcome = _edit_in_store(store, context, entry, update, recorded)
+        outcome = _edit_in_store(store, context, entry, update, recorded, known)
     except EditError as exc:
         raise FileopsError(f"{label}: {exc}") from exc
     except (FileNotFoundError, NotRegularFile) as exc:
