@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import warnings
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ from fits_storage.fileops.edit import BLOCK
 from fits_storage.fileops.request import HeaderUpdate, queue_update
 from fits_storage.fileops.values import keyword_changes
 from fits_storage.fileops.work import fileops_work
+from fits_storage.ingest.verify import fitsverify_program
 from fits_storage.orm import FileopsQueue, IngestQueue, UpdateLog
 from fits_storage.queues import get_queue
 from fits_storage.storage import get_store
@@ -218,3 +221,21 @@ def test_edit_through_s3(
         [entry] = session.scalars(select(IngestQueue)).all()
         assert entry.path == "2025"
     assert not list((config.storage_root).rglob("*.fits"))  # nothing left on local disk
+
+
+def test_a_checksummed_file_still_verifies(
+    engine: Engine, session: Session, config: Config
+) -> None:
+    path = fitsdata.make_observatory_file(config.storage_root, NAME)
+    with fits.open(path) as hdulist:
+        hdulist.writeto(path, checksum=True, overwrite=True)
+    request(session, config, NAME, {"qa_state": "Fail"})
+    run_queue(engine, config)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with fits.open(path, checksum=True) as hdulist:
+            assert hdulist[0].header["RAWGEMQA"] == "BAD"
+            assert all(hdu.header["CHECKSUM"] for hdu in hdulist)
+    if verifier := fitsverify_program():
+        result = subprocess.run([verifier, "-e", str(path)], capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout

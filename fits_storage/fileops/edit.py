@@ -92,7 +92,22 @@ def apply_changes(
     old = {k: (header[k] if k in header else None) for k in changes}
     for keyword, value in changes.items():
         header[keyword] = value
+    refresh_checksum(header)
     return old
+
+
+def refresh_checksum(header: fits.Header) -> None:
+    """A primary header that carries CHECKSUM and DATASUM gets the CHECKSUM of its new
+    cards (the data, hence DATASUM, are unchanged), so the edited file still verifies."""
+    if "CHECKSUM" not in header or "DATASUM" not in header:
+        return
+    try:
+        datasum = int(str(header["DATASUM"]).strip())
+        hdu = fits.PrimaryHDU()
+        hdu._header = header  # astropy's own checksum of a header, given the data's sum
+        header["CHECKSUM"] = hdu._calculate_checksum(datasum)
+    except Exception as exc:  # noqa: BLE001 - a malformed DATASUM, or astropy changed
+        raise EditError(f"cannot update its CHECKSUM: {exc}") from exc
 
 
 def _has_end(block: bytes | bytearray) -> bool:
