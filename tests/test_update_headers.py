@@ -231,3 +231,8 @@ def test_a_body_that_is_no_request_is_a_400(server: ServerThread) -> None:
         )  # fmt: skip
         assert response.status_code == 400
         assert error in response.json()["error"]
+    response = requests.post(
+        f"{server.url}/update_headers", data=b" " * (4 * 1024 * 1024 + 1), cookies=COOKIE,
+        timeout=30,
+    )  # fmt: skip
+    assert response.status_code == 413

@@ -156,6 +156,9 @@ async def update_headers(request: Request) -> JSONResponse:
     if not authorised(given, state.config.api_auth_cookie):
         log.warning("update_headers from %s refused: wrong %s cookie", client, AUTH_COOKIE)
         return refused(403, f"the {AUTH_COOKIE} cookie is wrong")
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY:
+        return refused(413, f"the body is larger than {MAX_BODY} bytes")
     raw = await request.body()
     if len(raw) > MAX_BODY:
         return refused(413, f"the body is larger than {MAX_BODY} bytes")
