@@ -189,6 +189,7 @@ KEYS: dict[str, tuple[str, str]] = {
     "web_secret_key": ("str", ""),
     "web_session_seconds": ("positive_seconds", "43200"),
     "queuestatus_rows": ("posint", "50"),
+    "api_auth_cookie": ("list", ""),
 }
 
 
@@ -237,6 +238,7 @@ class Config:
     web_secret_key: str
     web_session_seconds: float
     queuestatus_rows: int
+    api_auth_cookie: tuple[str, ...]
     sources: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()  # unknown keys, sections and variables, for the commands
 

@@ -171,6 +171,7 @@ def config_environ(config: Config) -> dict[str, str]:
     env["FITS_STORAGE_FILE_MODE"] = "" if config.file_mode is None else oct(config.file_mode)
     env["FITS_STORAGE_EXPORT_DESTINATIONS"] = ",".join(config.export_destinations)
     env["FITS_STORAGE_UPLOAD_AUTH_COOKIE"] = ",".join(config.upload_auth_cookie)
+    env["FITS_STORAGE_API_AUTH_COOKIE"] = ",".join(config.api_auth_cookie)
     env["FITS_STORAGE_CONFIG"] = ""
     return env
 

@@ -34,6 +34,7 @@ COMMANDS = {
     "reingest_headers": ["--all"],
     "service_calcache_queue": ["--empty"],
     "add_to_calcache_queue": [],
+    "service_fileops_queue": ["--empty"],
 }
 ALL = sorted(COMMANDS)
 NEED_TABLES = sorted(set(COMMANDS) - {"create_tables", "web", "fits_storage_run"})

@@ -34,6 +34,8 @@ TABLES = {
     "previewnote",
     "calcache",
     "calcachestamp",
+    "fileopsqueue",
+    "updatelog",
 }
 
 

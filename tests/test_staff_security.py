@@ -219,7 +219,7 @@ def test_json_sends_only_the_tabs_that_changed(server: ServerThread, staff_confi
     assert (
         list(full["queues"])
         == full["order"]
-        == ["ingest", "export", "preview", "calcache", "upload"]
+        == ["ingest", "export", "preview", "calcache", "upload", "fileops"]
     )
     preview = full["queues"]["preview"]
     assert (preview["counts"]["waiting"], preview["counts"]["failed"]) == (3, 2)

@@ -125,7 +125,7 @@ def test_tabs_counts_traceback_retry_and_remove(
     failed = seed(staff_config, waiting=4, failed=3, in_progress=1)
     log_in(page, server.url)
     names = page.eval_on_selector_all("#tabs button", "bs => bs.map(b => b.dataset.queue)")
-    assert names == ["ingest", "export", "preview", "calcache", "upload"]
+    assert names == ["ingest", "export", "preview", "calcache", "upload", "fileops"]
     assert (shown(page, "preview", "total"), shown(page, "preview", "failed")) == ("8", "3 failed")
     assert (shown(page, "ingest", "total"), shown(page, "ingest", "failed")) == ("1", "0 failed")
     page.click("#tab-preview")

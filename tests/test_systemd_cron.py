@@ -208,6 +208,9 @@ def test_daemons_for_follows_the_role_and_the_flags(tmp_path: Path) -> None:
     assert "service_preview_queue" not in [d.command for d in daemons_for(plain_archive)]
     previewing_summit = make_test_config(tmp_path / "v", db, using_previews="true")
     assert "service_preview_queue" in [d.command for d in daemons_for(previewing_summit)]
+    updating = make_test_config(tmp_path / "u", db, api_auth_cookie="secret")
+    assert [d.command for d in daemons_for(updating)][-1] == "service_fileops_queue"
+    assert "service_fileops_queue" not in [d.command for d in daemons_for(summit)]
 
 
 def test_systemd_analyze_verify_passes_on_every_unit(tmp_path: Path) -> None:

@@ -7,12 +7,14 @@ from fits_storage.orm.preview import Preview, PreviewNote
 from fits_storage.orm.queues import (
     CalCacheQueue,
     ExportQueue,
+    FileopsQueue,
     IngestQueue,
     PreviewQueue,
     QueueEntryMixin,
     UploadQueue,
 )
 from fits_storage.orm.staff import StaffAudit, StaffUser
+from fits_storage.orm.updatelog import UpdateLog
 from fits_storage.orm.upload import FileUploadLog
 from fits_storage.orm.workers import QueueWorker
 
@@ -38,4 +40,6 @@ __all__ = [
     "PreviewNote",
     "CalCache",
     "CalCacheStamp",
+    "FileopsQueue",
+    "UpdateLog",
 ]

@@ -105,3 +105,18 @@ class UploadQueue(QueueEntryMixin, Base):
     """Uploads received by the archive, waiting to be moved into the data store."""
 
     __tablename__ = "uploadqueue"
+
+
+class FileopsQueue(QueueEntryMixin, Base):
+    """Header edits asked for by ``POST /update_headers``, one entry per file and request.
+
+    Two requests for one file wait side by side (``request_id`` is part of the key) and are
+    never applied at the same time (``filename`` is exclusive)."""
+
+    __tablename__ = "fileopsqueue"
+    key_columns = ("filename", "path", "request_id")
+
+    request_id: Mapped[str] = mapped_column(String(32), default="")
+    # The validated request as JSON: the values asked for, the keywords they set, reject_new.
+    request: Mapped[str] = mapped_column(Text, default="{}")
+    requester: Mapped[str] = mapped_column(String(255), default="")

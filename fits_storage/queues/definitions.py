@@ -6,6 +6,7 @@ from fits_storage.config import Config
 from fits_storage.orm.queues import (
     CalCacheQueue,
     ExportQueue,
+    FileopsQueue,
     IngestQueue,
     PreviewQueue,
     QueueEntryMixin,
@@ -19,6 +20,7 @@ DEFINITIONS: dict[str, type[QueueEntryMixin]] = {
     "preview": PreviewQueue,
     "calcache": CalCacheQueue,
     "upload": UploadQueue,
+    "fileops": FileopsQueue,
 }
 
 

@@ -85,6 +85,13 @@ DAEMONS: tuple[Daemon, ...] = (
         "using_calcache",
         ("scq1",),
     ),
+    Daemon(
+        "service_fileops_queue",
+        "fits_storage.cli.service_fileops_queue",
+        BOTH,
+        "api_auth_cookie",
+        ("sfq1",),
+    ),
 )
 
 # The web application: a template too, its instance being the port it listens on.

@@ -25,6 +25,26 @@ def _create_temporary(dest: Path) -> tuple[int, Path]:
             continue
 
 
+def create_temporary(dest: Path) -> tuple[int, Path]:
+    """An open descriptor (write only) and the name of a new temporary file beside ``dest``,
+    for a writer that needs the descriptor itself (``os.copy_file_range``); install it with
+    :func:`install_temporary`."""
+    return _create_temporary(dest)
+
+
+def install_temporary(fd: int, tmp: Path, dest: Path, mode: int | None = None) -> None:
+    """fsync the temporary file ``tmp`` (open as ``fd``, closed here) and rename it to
+    ``dest``, durably. The caller has checked its bytes."""
+    try:
+        if mode is not None:
+            os.fchmod(fd, mode)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, dest)
+    fsync_dir(dest.parent)
+
+
 STALE_SECONDS = 3600  # a temporary file not written to for this long belongs to no one
 
 
@@ -57,6 +77,11 @@ class AtomicFile:
     @property
     def md5(self) -> str:
         return self._md5.hexdigest()
+
+    def flush(self) -> None:
+        """Hand the bytes written so far to the temporary file, so that it can be checked
+        (read by another library) before commit() makes it the real one."""
+        self._file.flush()
 
     def commit(
         self, *, md5: str | None = None, size: int | None = None, reread: bool = False

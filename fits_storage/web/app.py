@@ -32,6 +32,7 @@ from fits_storage.web import (
     metrics,
     previews,
     queuestatus,
+    update_headers,
     upload,
 )
 from fits_storage.web.guard import RefuseControlCharacters
@@ -106,6 +107,7 @@ def create_app(config: Config) -> FastAPI:
         queuestatus,
         previews,
         calibrations,
+        update_headers,
     ):
         app.include_router(module.router)
     return app
