@@ -44,7 +44,8 @@ def server(config: Config, session: Session) -> Iterator[ServerThread]:
     root = config.storage_root
     raw = fitsdata.make_observatory_file(root, RAW)
     label = fits.getheader(raw)["DATALAB"]
-    fitsdata.make_observatory_file(root, FLAT, header={"DATALAB": label})
+    reduced = {"DATALAB": label, "GEM-TLM": "2025-11-24T10:00:00", "PREPARE": "2025-11-24T10:00:00"}
+    fitsdata.make_observatory_file(root, FLAT, header=reduced)  # processed by name and by keywords
     fitsdata.make_observatory_file(root, BZ2, seed=2)
     for name in (RAW, FLAT, BZ2):
         ingest_file(session, config, name)
