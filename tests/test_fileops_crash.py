@@ -72,7 +72,7 @@ def test_sigkill_during_edits_leaves_old_or_new_files_and_applies_once(
         for n in range(1, FILES + 1):
             name = f"N20251123S{n:04d}.fits" + (".bz2" if n % 10 == 0 else "")
             path = fitsdata.make_observatory_file(
-                config.storage_root, name, seed=n, extensions=2, shape=(64, 64)
+                config.storage_root, name, seed=n, extensions=2, shape=(64, 64), drop=("RAWCC",)
             )
             values = {"qa_state": rng.choice(["Fail", "Usable", "CHECK"]), "raw_site": "cc70"}
             changes = keyword_changes(values)

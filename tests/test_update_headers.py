@@ -42,10 +42,10 @@ def server(config: Config, session: Session) -> Iterator[ServerThread]:
     """The application, with a raw file, its processed flat (same data label) and a .bz2
     file ingested."""
     root = config.storage_root
-    raw = fitsdata.make_observatory_file(root, RAW, drop=("RAWIQ",))  # for reject_new
+    raw = fitsdata.make_observatory_file(root, RAW, drop=("RAWIQ",))
     label = fits.getheader(raw)["DATALAB"]
-    processed = {"DATALAB": label, "PROCFLAT": "2025-11-24T10:00:00"}  # the reduction's mark
-    fitsdata.make_observatory_file(root, FLAT, header=processed)
+    reduced = {"DATALAB": label, "GEM-TLM": "2025-11-24T10:00:00", "PREPARE": "2025-11-24T10:00:00"}
+    fitsdata.make_observatory_file(root, FLAT, header=reduced)  # processed by name and by keywords
     fitsdata.make_observatory_file(root, BZ2, seed=2)
     for name in (RAW, FLAT, BZ2):
         ingest_file(session, config, name)

@@ -3,8 +3,8 @@
 A filename names a file whatever its compression (``N20251123S0042.fits`` finds
 ``N20251123S0042.fits.bz2``). A data label names an observation's datasets; the raw one is
 meant unless the filename says otherwise: among the present, canonical versions carrying the
-label, the one the descriptors call RAW (``header.reduction``), or, where they could not tell,
-the one whose name has no processed suffix (``_flat``, ``_stack``...).
+label, the one whose ``header.reduction`` is RAW where the descriptors recorded it, else the
+one whose name has no processed suffix (``_flat``, ``_stack``...).
 """
 
 from __future__ import annotations
@@ -49,9 +49,18 @@ def by_filename(session: Session, filename: str) -> Target:
     return Target(*row)
 
 
+# The reduction state (RAW, PREPARED, PROCESSED_...) of the descriptors, in schemas that have it.
+REDUCTION = getattr(Header, "reduction", None)
+
+
+def _is_raw(filename: str, reduction: str | None) -> bool:
+    return reduction == "RAW" if reduction is not None else is_raw_name(filename)
+
+
 def by_data_label(session: Session, data_label: str) -> Target:
+    columns = [DiskFile.filename, DiskFile.path, DiskFile.id]
     rows = session.execute(
-        select(DiskFile.filename, DiskFile.path, DiskFile.id, Header.reduction)
+        select(*columns, *([REDUCTION] if REDUCTION is not None else []))
         .join(Header, Header.diskfile_id == DiskFile.id)
         .where(Header.data_label == data_label, DiskFile.present, DiskFile.canonical)
         .order_by(DiskFile.filename)
@@ -59,9 +68,7 @@ def by_data_label(session: Session, data_label: str) -> Target:
     if not rows:
         raise NotFound(f"no present file has the data label {data_label!r}")
     raw = [
-        Target(row.filename, row.path, row.id)
-        for row in rows
-        if row.reduction == "RAW" or (row.reduction is None and is_raw_name(row.filename))
+        Target(*row[:3]) for row in rows if _is_raw(row[0], row[3] if len(row) > 3 else None)
     ]
     if not raw:
         names = ", ".join(row.filename for row in rows)
