@@ -32,6 +32,8 @@ TABLES = {
     "staffaudit",
     "preview",
     "previewnote",
+    "obslog",
+    "miscfile",
 }
 
 

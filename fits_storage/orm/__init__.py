@@ -12,6 +12,7 @@ from fits_storage.orm.queues import (
     UploadQueue,
 )
 from fits_storage.orm.staff import StaffAudit, StaffUser
+from fits_storage.orm.summit import MiscFile, Obslog
 from fits_storage.orm.upload import FileUploadLog
 from fits_storage.orm.workers import QueueWorker
 
@@ -35,4 +36,6 @@ __all__ = [
     "StaffUser",
     "Preview",
     "PreviewNote",
+    "Obslog",
+    "MiscFile",
 ]

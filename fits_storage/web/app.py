@@ -30,7 +30,9 @@ from fits_storage.web import (
     health,
     metrics,
     previews,
+    qastate,
     queuestatus,
+    summitfiles,
     upload,
 )
 from fits_storage.web.guard import RefuseControlCharacters
@@ -95,6 +97,9 @@ def create_app(config: Config) -> FastAPI:
     )
     app.state.fits = state
     app.add_middleware(RefuseControlCharacters)
-    for module in (upload, filelist, files, health, metrics, auth, queuestatus, previews):
+    for module in (
+        upload, filelist, files, health, metrics, auth, queuestatus, previews, qastate,
+        summitfiles,
+    ):  # fmt: skip
         app.include_router(module.router)
     return app
