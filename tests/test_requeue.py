@@ -87,6 +87,9 @@ def test_requeue_from_s3_lists_10000_keys_by_prefix(s3_config: Config, s3_bucket
     assert deeper.returncode == 0, deeper.stderr
     assert deeper.stdout.strip() == "found 1, queued 1, already queued 0, skipped 0"
     assert ("deeper", "N20251123S99999.fits") in queued(s3_config)
+    obslogs = run_command(s3_config, "--path=obslogs")  # the summit's cron line, on S3
+    assert obslogs.stdout.strip() == "found 1, queued 1, already queued 0, skipped 0"
+    assert ("obslogs", "20251123_GN-2025B-Q-1_obslog.txt") in queued(s3_config)
 
 
 def test_s3filepre_needs_s3_and_an_unreachable_bucket_is_one_line(
