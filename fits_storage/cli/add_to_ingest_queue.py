@@ -46,10 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser = argparse.ArgumentParser(
         prog=COMMAND,
-        description="Add FITS files under storage_root to the ingest queue. Temporary files "
-        "(names starting with '.' or 'tmp', ending with '~', '.tmp' or '.part') and non-FITS "
-        "names (not .fits, .fits.bz2, .fits.gz or .fit) are always skipped. A file already "
-        "waiting in the queue is not queued twice.",
+        description="Add files under storage_root (or, on a using_s3 host, in the bucket) to "
+        "the ingest queue: FITS files (.fits, .fits.bz2, .fits.gz, .fit), observing logs "
+        "(*_obslog.txt) and miscfiles (miscfile_*, whose .json metadata is read with them). "
+        "Temporary files (names starting with '.' or 'tmp', ending with '~', '.tmp' or '.part') "
+        "and other names are always skipped. A file already waiting in the queue is not queued "
+        "twice. A --path or --file-re that matches nothing ingestable is warned about.",
         epilog="Examples: add_to_ingest_queue --file-re=fourday --demon  |  add_to_ingest_queue "
         "--path=masks  |  add_to_ingest_queue --file-re='N2016031[89]S' --force_md5",
     )
