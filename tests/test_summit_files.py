@@ -26,6 +26,7 @@ from fits_storage.export.exporter import Exporter
 from fits_storage.ingest import IngestAction, IngestError, ingest_file
 from fits_storage.ingest.summitfiles import obslog_date_and_program
 from fits_storage.orm import DiskFile, IngestQueue, MiscFile, Obslog, UploadQueue
+from fits_storage.preview.selection import PreviewSelection
 from fits_storage.queues import TransientError
 from fits_storage.scan import Selection
 from fits_storage.storage import file_md5
@@ -104,6 +105,8 @@ def test_obslog_ingest_and_versions(config: Config, session: Session) -> None:
     assert newest.text.endswith("flat\n")
     df = session.get(DiskFile, second.diskfile_id)
     assert (df.file_md5, df.compressed) == (file_md5(source).md5, False)
+    # no preview is ever asked for a log (only FITS versions have a header row)
+    assert list(PreviewSelection(force=True).files(session)) == []
 
 
 def test_miscfile_ingest_metadata_and_its_errors(config: Config, session: Session) -> None:

@@ -10,7 +10,7 @@ from datetime import timedelta
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from fits_storage.orm import DiskFile, Preview, PreviewNote, utcnow
+from fits_storage.orm import DiskFile, Header, Preview, PreviewNote, utcnow
 from fits_storage.queues import Queue
 
 
@@ -28,7 +28,10 @@ class PreviewSelection:
 
     def files(self, session: Session) -> Iterator[tuple[str, str]]:
         """(filename, path) of every present diskfile selected, newest names first."""
-        query = select(DiskFile.filename, DiskFile.path).where(DiskFile.present)
+        # Only FITS versions (those with a header row): observing logs and miscfiles have none.
+        query = select(DiskFile.filename, DiskFile.path).where(
+            DiskFile.present, exists().where(Header.diskfile_id == DiskFile.id)
+        )
         if self.filenames:
             query = query.where(DiskFile.filename.in_(self.filenames))
         if self.path is not None:
