@@ -36,6 +36,8 @@ TABLES = {
     "calcachestamp",
     "fileopsqueue",
     "updatelog",
+    "obslog",
+    "miscfile",
 }
 
 

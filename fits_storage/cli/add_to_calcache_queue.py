@@ -12,7 +12,7 @@ from fits_storage.cli.common import load_config_or_exit, open_database, setup_co
 from fits_storage.queues import get_queue
 from fits_storage.scan import SelectionError
 from fits_storage.scan.present import (
-    PresentSelection,
+    FitsSelection,
     add_selection_arguments,
     report_missing,
     selection_terms,
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     setup_console_logging(args.debug)
     try:
-        selection = PresentSelection(**selection_terms(args, logging.getLogger(COMMAND)))
+        selection = FitsSelection(**selection_terms(args, logging.getLogger(COMMAND)))
     except SelectionError as exc:
         print(f"{COMMAND}: {exc}", file=sys.stderr)
         return 2

@@ -11,11 +11,12 @@ import argparse
 import logging
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from fits_storage.cli.common import (
     load_config_or_exit,
@@ -25,6 +26,10 @@ from fits_storage.cli.common import (
 from fits_storage.queues import get_queue
 from fits_storage.scan import Selection, SelectionError, special_value_warning
 from fits_storage.scan.select import SPECIAL_DAYS
+from fits_storage.storage import StorageError
+
+if TYPE_CHECKING:
+    from fits_storage.storage.s3 import S3Store
 
 COMMAND = "add_to_ingest_queue"
 CHUNK = 5000
@@ -41,10 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser = argparse.ArgumentParser(
         prog=COMMAND,
-        description="Add FITS files under storage_root to the ingest queue. Temporary files "
-        "(names starting with '.' or 'tmp', ending with '~', '.tmp' or '.part') and non-FITS "
-        "names (not .fits, .fits.bz2, .fits.gz or .fit) are always skipped. A file already "
-        "waiting in the queue is not queued twice.",
+        description="Add files under storage_root (or, on a using_s3 host, in the bucket) to "
+        "the ingest queue: FITS files (.fits, .fits.bz2, .fits.gz, .fit), observing logs "
+        "(*_obslog.txt) and miscfiles (miscfile_*, whose .json metadata is read with them). "
+        "Temporary files (names starting with '.' or 'tmp', ending with '~', '.tmp' or '.part') "
+        "and other names are always skipped. A file already waiting in the queue is not queued "
+        "twice. A --path or --file-re that matches nothing ingestable is warned about.",
         epilog="Examples: add_to_ingest_queue --file-re=fourday --demon  |  add_to_ingest_queue "
         "--path=masks  |  add_to_ingest_queue --file-re='N2016031[89]S' --force_md5",
     )
@@ -95,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="queue the files named in FILE, one per line (blank lines and # comments ignored)",
     )
+    parser.add_argument(
+        "--s3filepre",
+        metavar="PREFIX",
+        help="on a using_s3 host: only the keys starting with PREFIX (under --path); the "
+        "bucket is listed a page at a time, with --file-re and --newfiles applied to each key",
+    )
     parser.add_argument("--debug", action="store_true", help="log at DEBUG level")
     parser.add_argument(
         "--demon",
@@ -140,6 +153,7 @@ class Summary:
     queued: int = 0
     already_queued: int = 0
     skipped: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
 
     def line(self) -> str:
         return (
@@ -147,35 +161,55 @@ class Summary:
             f"skipped {self.skipped}"
         )
 
+    def nothing_line(self, what: str) -> str:
+        """The warning for a selection that matched nothing this system ingests."""
+        if not self.found:
+            return f"{what} matched nothing to ingest: no file found there"
+        why = ", ".join(f"{count} {reason}" for reason, count in self.reasons.most_common())
+        return f"{what} matched nothing to ingest: {self.found} file(s) found, all skipped ({why})"
+
 
 class ProgressBar:
-    """A one-line bar on stderr, drawn only when stderr is a terminal (never under cron)."""
+    """A one-line bar on stderr, drawn only when stderr is a terminal (never under cron).
+    Without a ``total`` (a bucket listed page by page) it shows the count so far."""
 
-    def __init__(self, total: int, stream: TextIO, enabled: bool, width: int = 40) -> None:
+    def __init__(
+        self, total: int | None, stream: TextIO, enabled: bool, width: int = 40
+    ) -> None:
         self.total, self.stream, self.width = total, stream, width
-        self.enabled = enabled and total > 0
+        self.enabled = enabled and total != 0
         self.done = 0
         self._last = 0.0
 
     def advance(self, count: int) -> None:
         self.done += count
         now = time.monotonic()
-        if self.enabled and (now - self._last > 0.1 or self.done >= self.total):
+        finished = self.total is not None and self.done >= self.total
+        if self.enabled and (now - self._last > 0.1 or finished):
             self._last = now
-            filled = self.width * self.done // self.total
-            bar = "#" * filled + "." * (self.width - filled)
-            self.stream.write(f"\r[{bar}] {self.done}/{self.total} queued")
+            if self.total is None:
+                self.stream.write(f"\r[listing...] {self.done} queued")
+            else:
+                filled = self.width * min(self.done, self.total) // self.total
+                bar = "#" * filled + "." * (self.width - filled)
+                self.stream.write(f"\r[{bar}] {self.done}/{self.total} queued")
             self.stream.flush()
 
     def close(self) -> None:
-        if self.enabled:
+        if self.enabled and self.done:
             self.stream.write("\n")
             self.stream.flush()
 
 
-def _chunks(items: list[dict], size: int) -> Iterator[list[dict]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def _batches(items: Iterable[tuple[str, str]], size: int) -> Iterator[list[tuple[str, str]]]:
+    batch: list[tuple[str, str]] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _split(base: str, name: str) -> tuple[str, str]:
@@ -185,32 +219,73 @@ def _split(base: str, name: str) -> tuple[str, str]:
     return (parent if parent != "." else ""), pure.name
 
 
-def select_files(
+Found = Iterable[tuple[str, str, str | None]]  # (path, filename, reason skipped or None)
+
+
+def disk_results(
     storage_root: Path, path: str, selection: Selection, names: Iterable[str] | None
-) -> tuple[list[tuple[str, str]], Summary]:
-    """(path, filename) of every selected file, and the counts so far."""
-    summary = Summary()
-    chosen: list[tuple[str, str]] = []
+) -> Found:
+    """The files under ``storage_root/path`` (or the named ones), with why each is skipped."""
     if names is None:
-        results: Iterable[tuple[str, str, str | None]] = (
-            (path, name, reason) for name, reason in selection.scan(storage_root / path)
-        )
-    else:
-        results = (
-            (sub, filename, reason)
-            for sub, filename in (_split(path, n) for n in names)
-            for _, reason in selection.check_names(storage_root / sub, [filename])
-        )
+        return ((path, name, reason) for name, reason in selection.scan(storage_root / path))
+    return (
+        (sub, filename, reason)
+        for sub, filename in (_split(path, n) for n in names)
+        for _, reason in selection.check_names(storage_root / sub, [filename])
+    )
+
+
+def s3_results(
+    store: S3Store, path: str, prefix: str, selection: Selection, names: Iterable[str] | None
+) -> Found:
+    """The same from a bucket: keys listed page by page under ``path/prefix`` (or the named
+    ones, looked up one by one), never all held at once."""
+    if names is not None:
+        for sub, filename in (_split(path, n) for n in names):
+            stat = store.stat(filename, sub)
+            if stat is None:
+                yield sub, filename, "no such key"
+            else:
+                yield sub, filename, selection.reason_to_skip(filename, stat.mtime_ns / 1e9)
+        return
+    base = f"{path}/" if path else ""
+    for key, mtime in store.list_keys(base + prefix):
+        sub, _, filename = key.rpartition("/")
+        yield sub, filename, selection.reason_to_skip(filename, mtime)
+
+
+def select_files(
+    results: Found, summary: Summary, storage_root: Path | str, named: bool
+) -> Iterator[tuple[str, str]]:
+    """(path, filename) of every selected file, counting the rest in ``summary``."""
     # A file the user named and that is not queued deserves a word at the default level.
-    level = logging.DEBUG if names is None else logging.WARNING
+    level = logging.WARNING if named else logging.DEBUG
     for sub, name, reason in results:
         summary.found += 1
         if reason:
             summary.skipped += 1
-            log.log(level, "Not queueing %s: %s", storage_root / sub / name, reason)
+            summary.reasons[reason] += 1
+            log.log(level, "Not queueing %s/%s: %s", storage_root, relative(sub, name), reason)
         else:
-            chosen.append((sub, name))
-    return chosen, summary
+            yield sub, name
+
+
+def relative(path: str, filename: str) -> str:
+    return f"{path}/{filename}" if path else filename
+
+
+def given_selection(args: argparse.Namespace) -> str | None:
+    """The options that chose where to look, as typed, for the nothing-matched warning."""
+    given = [
+        f"{option}={value}"
+        for option, value in (
+            ("--path", args.path),
+            ("--file-re", args.file_re),
+            ("--s3filepre", args.s3filepre),
+        )
+        if value
+    ]
+    return " ".join(given) or None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -227,7 +302,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.filename or args.listfile:
             names = list(args.filename) + (read_listfile(args.listfile) if args.listfile else [])
         directory = config.storage_root / path
-        if not directory.is_dir():
+        if args.s3filepre and not config.using_s3:
+            raise UsageError("--s3filepre needs using_s3 (this host's data store is a disk)")
+        if not config.using_s3 and not directory.is_dir():
             raise UsageError(f"no such directory: {directory}")
     except (UsageError, SelectionError) as exc:
         print(f"{COMMAND}: {exc}", file=sys.stderr)
@@ -237,23 +314,45 @@ def main(argv: list[str] | None = None) -> int:
     if args.file_re and (warning := special_value_warning(args.file_re)):
         log.warning("%s", warning)
     started = time.monotonic()
-    log.info("Scanning %s", directory)
-    chosen, summary = select_files(config.storage_root, path, selection, names)
+    summary = Summary()
+    where: Path | str
+    if config.using_s3:
+        from fits_storage.storage.s3 import S3Store
+
+        store = S3Store(config.s3_bucket_name, config.s3_endpoint_url or None)
+        where = f"s3://{config.s3_bucket_name}"
+        log.info("Listing %s/%s%s", where, f"{path}/" if path else "", args.s3filepre or "")
+        results = s3_results(store, path, args.s3filepre or "", selection, names)
+        chosen: Iterable[tuple[str, str]] = select_files(
+            results, summary, where, names is not None
+        )
+        total = None
+    else:
+        where = config.storage_root
+        log.info("Scanning %s", directory)
+        results = disk_results(config.storage_root, path, selection, names)
+        chosen = list(select_files(results, summary, where, names is not None))
+        total = len(chosen)
     extra = {"after": after, "force": args.force, "force_md5": args.force_md5}
-    items = [{"filename": name, "path": sub, **extra} for sub, name in chosen]
     queue = get_queue("ingest", config)
-    progress = ProgressBar(len(items), sys.stderr, enabled=not args.demon and sys.stderr.isatty())
+    progress = ProgressBar(total, sys.stderr, enabled=not args.demon and sys.stderr.isatty())
     try:
-        for chunk in _chunks(items, CHUNK):
+        for batch in _batches(chosen, CHUNK):
+            items = [{"filename": name, "path": sub, **extra} for sub, name in batch]
             with session_factory() as session:
-                added = queue.add_many(session, chunk)
+                added = queue.add_many(session, items)
                 session.commit()
             summary.queued += added
-            summary.already_queued += len(chunk) - added
-            progress.advance(len(chunk))
+            summary.already_queued += len(items) - added
+            progress.advance(len(items))
+    except StorageError as exc:
+        log.error("data store error: %s", exc)
+        return 1
     finally:
         progress.close()
         engine.dispose()
+    if summary.queued + summary.already_queued == 0 and (what := given_selection(args)):
+        log.warning("%s", summary.nothing_line(what))
     log.info("%s (%.1fs)", summary.line(), time.monotonic() - started)
     if not args.demon:
         print(summary.line())

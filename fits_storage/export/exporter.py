@@ -45,6 +45,7 @@ from fits_storage.export.destinations import DestinationHealth
 from fits_storage.export.spool import BZ2_LEVEL, Payload, clean_spool, spool_compressed
 from fits_storage.orm.file import DiskFile
 from fits_storage.queues import Backoff, Entry, PermanentError, TransientError
+from fits_storage.scan.names import FileKind, file_kind, miscfile_meta_name
 from fits_storage.storage.base import StoredFile, file_md5
 
 log = logging.getLogger(__name__)
@@ -77,9 +78,18 @@ class Outcome:
     seconds: float = 0.0
 
 
+def sent_as_is(filename: str) -> bool:
+    """Observing logs and miscfiles go as they are: small, or already packed, and the
+    archive reads them as the summit does. FITS files go bz2-compressed."""
+    return file_kind(filename) in (FileKind.OBSLOG, FileKind.MISCFILE)
+
+
 def remote_name_for(filename: str) -> str:
-    """Files are stored compressed on the archive: its name gets ``.bz2`` unless it has it."""
-    return filename if filename.lower().endswith(".bz2") else f"{filename}.bz2"
+    """FITS files are stored compressed on the archive: the name gets ``.bz2`` unless it has
+    it; the summit's other files keep their names."""
+    if sent_as_is(filename) or filename.lower().endswith(".bz2"):
+        return filename
+    return f"{filename}.bz2"
 
 
 def default_spool_dir() -> Path:
@@ -154,6 +164,8 @@ class Exporter:
         _check_against(diskfile, source, StoredFile(source.stat().st_size, diskfile.file_md5))
         remote_name = remote_name_for(filename)
         client = self.client(destination)
+        if file_kind(filename) is FileKind.MISCFILE:
+            self._send_miscfile_meta(client, destination, source, path, filename)
 
         there = self._guard(destination, lambda: client.file_list(remote_name))
         if any(item.get("data_md5") == diskfile.data_md5 for item in there):
@@ -199,6 +211,29 @@ class Exporter:
             payload.md5,
         )
         return Outcome("sent", remote_name, payload.size, seconds)
+
+    def _send_miscfile_meta(
+        self, client: DestinationClient, destination: str, source: Path, path: str, filename: str
+    ) -> None:
+        """A miscfile's metadata goes first, every time (a few hundred bytes): the archive's
+        ingest of the miscfile reads it, and a changed one reaches the archive this way."""
+        meta = source.with_name(miscfile_meta_name(filename))
+        try:
+            stored = file_md5(meta)
+        except FileNotFoundError as exc:
+            raise ExportFailed(f"{meta} is missing: a miscfile is exported with it") from exc
+        payload = Payload(meta, stored.size, stored.md5, spooled=False)
+        receipt = self._guard(
+            destination,
+            lambda: client.upload(path, meta.name, payload),
+            file_key=(destination, path, meta.name),
+        )
+        if (receipt.size, receipt.md5) != (payload.size, payload.md5):
+            raise ExportFailed(
+                f"{destination} confirms {receipt.size} bytes with md5 {receipt.md5} for "
+                f"{meta.name}, but {payload.size} bytes with md5 {payload.md5} were sent"
+            )
+        self.logger.info("transferred %s to %s (%d bytes)", meta.name, destination, payload.size)
 
     def _skip_if_down(self, destination: str) -> None:
         if self.health.wait_left(destination) > 0:
@@ -266,7 +301,7 @@ class Exporter:
     def _payload(self, source: Path, diskfile: DiskFile) -> Payload:
         """The bytes to send and their md5, known before sending (the server checks it), made
         only from bytes that match ``diskfile`` (ExportFailed otherwise, nothing left over)."""
-        if not source.name.lower().endswith(".bz2"):
+        if remote_name_for(source.name) != source.name:
             payload = spool_compressed(source, self.settings.spool_dir, self.settings.bz2_level)
             try:
                 _check_against(diskfile, source, payload.source or StoredFile(-1, ""))

@@ -23,11 +23,11 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -36,12 +36,22 @@ from sqlalchemy.orm import Session
 from fits_storage.config import Config
 from fits_storage.ingest.digest import Digest, DigestError, TooLarge, compression_of, digest_file
 from fits_storage.ingest.errors import FileChangingError, FileMissingError, IngestError
-from fits_storage.ingest.fitsread import FitsContents, read_fits
+from fits_storage.ingest.fitsread import read_fits
 from fits_storage.ingest.source import StoredStat, describe, local_copy, stat_stored
-from fits_storage.ingest.verify import FitsverifyRun, VerifyReport, start_fitsverify
-from fits_storage.orm import DiskFile, DiskFileReport, File, FullTextHeader, utcnow
+from fits_storage.ingest.summitfiles import read_miscfile_meta, read_obslog
+from fits_storage.ingest.verify import FitsverifyRun, start_fitsverify
+from fits_storage.orm import (
+    DiskFile,
+    DiskFileReport,
+    File,
+    FullTextHeader,
+    MiscFile,
+    Obslog,
+    utcnow,
+)
 from fits_storage.queues import get_queue
 from fits_storage.queues.errors import TransientError
+from fits_storage.scan.names import FileKind, file_kind, is_miscfile_meta, miscfile_of_meta
 from fits_storage.storage.base import room_in
 
 STAGING_DIR = ".ingest_staging"
@@ -52,6 +62,8 @@ class IngestAction(StrEnum):
     NEW_VERSION = "ingested new version"
     UNCHANGED = "unchanged"
     MD5_UNCHANGED = "md5 unchanged, mtime refreshed"
+    META_UPDATED = "unchanged, miscfile metadata updated"
+    META_ONLY = "miscfile metadata, its file is not there yet"
 
 
 @dataclass(frozen=True)
@@ -81,6 +93,8 @@ class IngestResult:
             text += ")"
             if self.queued:
                 text += f"; queued {', '.join(self.queued)}"
+        elif self.queued:
+            text += f"; queued {', '.join(self.queued)}"
         return text
 
 
@@ -210,9 +224,13 @@ def _digest(
     label: str,
     sink: _StagingWriter | None = None,
     limit: int | None = None,
+    *,
+    compressed: bool = True,
 ) -> Digest:
+    """The file's digest; with ``compressed`` False its bytes are taken as they are (an
+    opaque ``.tar.gz`` miscfile is data, not a compressed FITS file)."""
     try:
-        return digest_file(local, compression_of(filename), sink, limit)
+        return digest_file(local, compression_of(filename) if compressed else None, sink, limit)
     except TooLarge:
         raise
     except DigestError as exc:
@@ -262,12 +280,17 @@ def _check_stable(config: Config, path: str, filename: str, before: StoredStat) 
         )
 
 
-def fan_out(session: Session, config: Config, filename: str, path: str) -> tuple[str, ...]:
-    """Queue what follows an ingest, per configuration; returns what was queued."""
+def fan_out(
+    session: Session, config: Config, filename: str, path: str, *, fits: bool = True
+) -> tuple[str, ...]:
+    """Queue what follows an ingest, per configuration; returns what was queued. Files that
+    are not FITS (observing logs, miscfiles) are exported only."""
     queued = []
     for destination in config.export_destinations:
         get_queue("export", config).add(session, filename, path, destination=destination)
         queued.append(f"export to {destination}")
+    if not fits:
+        return tuple(queued)
     if config.using_previews:
         get_queue("preview", config).add(session, filename, path)
         queued.append("preview")
@@ -325,6 +348,8 @@ def ingest_file(
     file gone from the store raises :class:`FileMissingError`, after its present version at
     that place is marked not present (committed).
     """
+    if is_miscfile_meta(filename):
+        return _ingest_miscfile_meta(session, config, filename, path, force, force_md5)
     name = file_name_for(filename)
     current = _present_version(session, name)
     session.commit()
@@ -350,6 +375,7 @@ def _read_and_record(
     """Compare the stored file with ``current``, read it if it changed, and record it."""
     label = describe(path, filename)
     stat = stat_stored(config, path, filename)
+    kind = file_kind(filename)
     if (
         current is not None
         and same_place
@@ -357,10 +383,15 @@ def _read_and_record(
         and (current.size, current.mtime_ns) == (stat.size, stat.mtime_ns)
         and stat.md5 in (None, current.md5)
     ):
-        return IngestResult(IngestAction.UNCHANGED, filename, path, current.file_id, current.id)
+        result = IngestResult(IngestAction.UNCHANGED, filename, path, current.file_id, current.id)
+        return _with_meta_refreshed(session, config, kind, result)
 
     # the version whose md5 may show the bytes unchanged (then no fitsverify is needed)
     previous = current if current is not None and same_place and not force else None
+    if kind in (FileKind.OBSLOG, FileKind.MISCFILE):
+        return _read_and_record_summit_file(
+            session, config, filename, path, name, stat, previous, kind, force
+        )
     with local_copy(config, path, filename) as local, ExitStack() as stack:
         readable = local  # what astropy and fitsverify read: the uncompressed bytes
         fitsverify_run: FitsverifyRun | None = None
@@ -383,7 +414,87 @@ def _read_and_record(
         contents = read_fits(readable, digest.data_size, label)
         fitsverify = fitsverify_run.result() if fitsverify_run is not None else None
     _check_stable(config, path, filename, stat)
-    return _record(session, config, filename, path, name, stat, digest, contents, fitsverify, force)
+    header = contents.header_fields.to_row()
+    rows = [
+        header,
+        FullTextHeader(fulltext=contents.fulltext),
+        DiskFileReport(
+            astropy_ok=contents.astropy.ok,
+            astropy_report=contents.astropy.text.replace("\x00", ""),
+            fitsverify_ok=fitsverify.ok if fitsverify else None,
+            fitsverify_report=fitsverify.text if fitsverify else None,
+        ),
+    ]
+    result = _record(session, config, filename, path, name, stat, digest, rows, force)
+    if result.action is IngestAction.MD5_UNCHANGED:
+        return result
+    verified = contents.astropy.ok and (fitsverify is None or fitsverify.ok)
+    return replace(
+        result, header_notes=len(contents.header_fields.notes), verified_ok=verified
+    )
+
+
+def _read_and_record_summit_file(
+    session: Session,
+    config: Config,
+    filename: str,
+    path: str,
+    name: str,
+    stat: StoredStat,
+    previous: _Version | None,
+    kind: FileKind,
+    force: bool,
+) -> IngestResult:
+    """An observing log or a miscfile: its bytes are opaque (never decompressed); the log's
+    text, or the miscfile's metadata, makes its row (ingest/summitfiles.py)."""
+    label = describe(path, filename)
+    with local_copy(config, path, filename) as local:
+        digest = _digest(local, filename, label, compressed=False)
+        if previous is not None and digest.file_md5 == previous.md5:
+            _check_stable(config, path, filename, stat)
+            if _refresh_mtime(session, previous, stat):
+                result = IngestResult(
+                    IngestAction.MD5_UNCHANGED, filename, path, previous.file_id, previous.id
+                )
+                return _with_meta_refreshed(session, config, kind, result)
+        if kind is FileKind.OBSLOG:
+            row: Obslog | MiscFile = read_obslog(local, filename, label).row(0)
+        else:
+            row = read_miscfile_meta(config, filename, path).row(0)
+    _check_stable(config, path, filename, stat)
+    return _record(session, config, filename, path, name, stat, digest, [row], force, fits=False)
+
+
+def _with_meta_refreshed(
+    session: Session, config: Config, kind: FileKind | None, result: IngestResult
+) -> IngestResult:
+    """A miscfile whose bytes are unchanged may have new metadata: record it in its row."""
+    if kind is not FileKind.MISCFILE or result.diskfile_id is None:
+        return result
+    meta = read_miscfile_meta(config, result.filename, result.path)
+    done = session.execute(
+        update(MiscFile)
+        .where(MiscFile.diskfile_id == result.diskfile_id, MiscFile.meta_md5 != meta.meta_md5)
+        .values(**meta.values())
+    )
+    if done.rowcount == 0:
+        return result
+    queued = fan_out(session, config, result.filename, result.path, fits=False)
+    return replace(result, action=IngestAction.META_UPDATED, queued=queued)
+
+
+def _ingest_miscfile_meta(
+    session: Session, config: Config, filename: str, path: str, force: bool, force_md5: bool
+) -> IngestResult:
+    """A miscfile's metadata queued on its own (an upload of it, on the archive): ingest its
+    miscfile, which reads it; if that file is not stored yet, its own ingest will."""
+    miscfile = miscfile_of_meta(filename)
+    try:
+        stat_stored(config, path, miscfile)
+    except FileMissingError:
+        session.commit()
+        return IngestResult(IngestAction.META_ONLY, filename, path, None, None)
+    return ingest_file(session, config, miscfile, path, force=force, force_md5=force_md5)
 
 
 def _enter(stack: ExitStack, run: FitsverifyRun | None) -> FitsverifyRun | None:
@@ -399,11 +510,13 @@ def _record(
     name: str,
     stat: StoredStat,
     digest: Digest,
-    contents: FitsContents,
-    fitsverify: VerifyReport | None,
+    rows: list[Any],
     force: bool,
+    *,
+    fits: bool = True,
 ) -> IngestResult:
-    """The write phase: one new present, canonical version replacing the previous one."""
+    """The write phase: one new present, canonical version replacing the previous one, with
+    ``rows`` (header and reports, or an obslog or miscfile row) attached to it."""
     file_id, new_name = _lock_file_row(session, name)
     # A name just inserted has no versions: nothing to re-check or retire.
     latest = None if new_name else _present_version(session, name)
@@ -439,24 +552,11 @@ def _record(
     )
     session.add(diskfile)
     session.flush()
-    header = contents.header_fields.to_row()
-    header.diskfile_id = diskfile.id
-    session.add_all(
-        [
-            header,
-            FullTextHeader(diskfile_id=diskfile.id, fulltext=contents.fulltext),
-            DiskFileReport(
-                diskfile_id=diskfile.id,
-                astropy_ok=contents.astropy.ok,
-                astropy_report=contents.astropy.text.replace("\x00", ""),
-                fitsverify_ok=fitsverify.ok if fitsverify else None,
-                fitsverify_report=fitsverify.text if fitsverify else None,
-            ),
-        ]
-    )
+    for row in rows:
+        row.diskfile_id = diskfile.id
+    session.add_all(rows)
     session.flush()
-    queued = fan_out(session, config, filename, path)
-    verified = contents.astropy.ok and (fitsverify is None or fitsverify.ok)
+    queued = fan_out(session, config, filename, path, fits=fits)
     return IngestResult(
         IngestAction.NEW if latest is None else IngestAction.NEW_VERSION,
         filename,
@@ -465,6 +565,4 @@ def _record(
         diskfile.id,
         file_md5=digest.file_md5,
         queued=queued,
-        header_notes=len(contents.header_fields.notes),
-        verified_ok=verified,
     )

@@ -14,6 +14,7 @@ from fits_storage.orm.queues import (
     UploadQueue,
 )
 from fits_storage.orm.staff import StaffAudit, StaffUser
+from fits_storage.orm.summit import MiscFile, Obslog
 from fits_storage.orm.updatelog import UpdateLog
 from fits_storage.orm.upload import FileUploadLog
 from fits_storage.orm.workers import QueueWorker
@@ -42,4 +43,6 @@ __all__ = [
     "CalCacheStamp",
     "FileopsQueue",
     "UpdateLog",
+    "Obslog",
+    "MiscFile",
 ]

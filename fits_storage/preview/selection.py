@@ -9,16 +9,17 @@ from sqlalchemy.orm import Session
 
 from fits_storage.orm import DiskFile, Preview, PreviewNote
 from fits_storage.queues import Queue
-from fits_storage.scan.present import PresentSelection
+from fits_storage.scan.present import FitsSelection
 
 
 @dataclass(frozen=True)
-class PreviewSelection(PresentSelection):
+class PreviewSelection(FitsSelection):
     """Without ``force`` only versions with no preview (and no note saying why none)."""
 
     force: bool = False
 
     def restrict(self, query: Select) -> Select:
+        query = super().restrict(query)
         if self.force:
             return query
         return query.where(

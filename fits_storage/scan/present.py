@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, exists, select
 from sqlalchemy.orm import Session
 
-from fits_storage.orm import DiskFile, utcnow
+from fits_storage.orm import DiskFile, Header, utcnow
 from fits_storage.scan.select import SelectionError, special_dates_regex, special_value_warning
 
 
@@ -53,6 +53,15 @@ class PresentSelection:
             if (filename, path) not in seen:
                 seen.add((filename, path))
                 yield filename, path
+
+
+@dataclass(frozen=True)
+class FitsSelection(PresentSelection):
+    """Only FITS versions (those ingest gave a header row): observing logs and miscfiles
+    have no previews or calibrations."""
+
+    def restrict(self, query: Select) -> Select:
+        return query.where(exists().where(Header.diskfile_id == DiskFile.id))
 
 
 def add_selection_arguments(

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fits_storage.config import closest
-from fits_storage.scan.names import skip_reason
+from fits_storage.scan.names import ingest_skip_reason
 
 # The established special values of --file-re: the last N UT dates, today included.
 SPECIAL_DAYS = {"today": 1, "twoday": 2, "fourday": 4, "tenday": 10, "twentyday": 20}
@@ -85,7 +85,7 @@ class Selection:
 
     def reason_to_skip(self, name: str, mtime: float | None = None) -> str | None:
         """Why ``name`` is not selected, or None when it is. ``mtime`` is needed for --newfiles."""
-        reason = skip_reason(name)
+        reason = ingest_skip_reason(name)
         if reason:
             return reason
         if self.pattern is not None and not self.pattern.search(name):

@@ -238,6 +238,22 @@ class S3Store(Store):
         finally:
             body.close()
 
+    def list_keys(self, prefix: str = "", delimiter: str = "/") -> Iterator[tuple[str, float]]:
+        """(key, modification time as POSIX seconds) of every object whose key starts with
+        ``prefix``, a page of at most 1000 at a time (``list_objects_v2``), so that a bucket of
+        millions of keys is never held in memory. With ``delimiter`` the keys of deeper
+        "directories" are left out, as a directory scan on disk is not recursive."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        where = f"s3://{self.bucket}/{prefix}"
+        try:
+            for page in paginator.paginate(
+                Bucket=self.bucket, Prefix=prefix, Delimiter=delimiter
+            ):
+                for item in page.get("Contents", ()):
+                    yield item["Key"], item["LastModified"].timestamp()
+        except (BotoCoreError, ClientError) as exc:
+            raise _translate(exc, where) from exc
+
     @contextmanager
     def local_copy(self, filename: str, path: str, workdir: Path) -> Iterator[Path]:
         """A verified copy in a private directory under ``workdir``, removed afterwards."""

@@ -21,6 +21,7 @@ from typing import Protocol
 
 from astropy.io import fits
 
+from fits_storage.scan.names import FileKind, file_kind, is_miscfile_meta
 from fits_storage.storage.compression import CompressedDataError, StreamDecompressor, TooLarge
 
 BLOCK = 2880
@@ -28,6 +29,7 @@ CARD = 80
 MAX_HEADER_BLOCKS = 1000  # 2.9 MB of header cards: far beyond any real header
 PIECE = 1024 * 1024  # the most decompressed bytes held at once
 BITPIX = frozenset({8, 16, 32, 64, -32, -64})
+SUMMIT_KINDS = (FileKind.OBSLOG, FileKind.MISCFILE)
 
 
 class NotFits(ValueError):
@@ -185,13 +187,33 @@ def checker_for(filename: str, limit: int, *, first_header_only: bool = False) -
     return FitsStructure()
 
 
+class NoCheck:
+    """The summit's files that are not FITS (observing logs, miscfiles and their metadata)
+    have no structure to check: the md5 the sender states is their check."""
+
+    def feed(self, data: bytes) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+def is_checked_as_fits(filename: str) -> bool:
+    """Every upload is checked as FITS but observing logs, miscfiles and their metadata."""
+    return not (is_miscfile_meta(filename) or file_kind(filename) in SUMMIT_KINDS)
+
+
 class DoorCheck:
     """What the web app checks while an upload streams in: a plain file whole, a compressed one
     until its first header has parsed (the rest is ``check_file``'s, in the worker). After a
     problem it only waits for the end of the body, so that the client reads the answer."""
 
     def __init__(self, filename: str, limit: int) -> None:
-        self._check = checker_for(filename, limit, first_header_only=True)
+        self._check: Checker = (
+            checker_for(filename, limit, first_header_only=True)
+            if is_checked_as_fits(filename)
+            else NoCheck()
+        )
         self.problem: NotFits | None = None
 
     def feed(self, data: bytes) -> None:

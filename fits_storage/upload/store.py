@@ -45,7 +45,12 @@ from fits_storage.storage import (
     staged_path,
 )
 from fits_storage.storage.base import fsync_dir
-from fits_storage.upload.fitsstream import NotFits, check_file, is_compressed
+from fits_storage.upload.fitsstream import (
+    NotFits,
+    check_file,
+    is_checked_as_fits,
+    is_compressed,
+)
 
 if TYPE_CHECKING:
     from fits_storage.queues import WorkContext
@@ -126,7 +131,7 @@ def store_upload(
     if claimed.exists():
         if problem := store.clash(filename, path):
             raise PermanentError(f"cannot store {label}: {problem}")
-        if is_compressed(filename):
+        if is_compressed(filename) and is_checked_as_fits(filename):
             try:
                 check_file(claimed, filename, config.max_uncompressed_bytes)
             except NotFits as exc:

@@ -31,7 +31,9 @@ from fits_storage.web import (
     health,
     metrics,
     previews,
+    qastate,
     queuestatus,
+    summitfiles,
     update_headers,
     upload,
 )
@@ -108,6 +110,8 @@ def create_app(config: Config) -> FastAPI:
         previews,
         calibrations,
         update_headers,
+        qastate,
+        summitfiles,
     ):
         app.include_router(module.router)
     return app

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import bz2
+import mimetypes
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -26,6 +27,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
 from fits_storage.orm import DiskFile
+from fits_storage.scan.names import FileKind, file_kind, is_miscfile_meta
 from fits_storage.storage import CHUNK, BadName, FileStat, NotInStore, StorageError
 from fits_storage.storage.compression import decompressed
 from fits_storage.storage.names import check_component
@@ -74,6 +76,15 @@ def is_ingested_version(stat: FileStat, diskfile: DiskFile) -> bool:
     return stat.mtime_ns == diskfile.mtime_ns
 
 
+def media_type(name: str) -> str:
+    """FITS files are ``application/fits``; the summit's other files their usual type."""
+    if name.endswith(".bz2"):
+        return "application/x-bzip2"
+    if file_kind(name) in (FileKind.OBSLOG, FileKind.MISCFILE) or is_miscfile_meta(name):
+        return mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return "application/fits"
+
+
 @router.get("/file/{name}")
 def get_file(request: Request, name: str) -> StreamingResponse:
     state = app_state(request)
@@ -112,5 +123,5 @@ def get_file(request: Request, name: str) -> StreamingResponse:
                 headers["Content-MD5"] = base64.b64encode(bytes.fromhex(diskfile.data_md5)).decode()
     else:
         body = _compressed(handle)
-    media = "application/x-bzip2" if name.endswith(".bz2") else "application/fits"
+    media = media_type(name)
     return StreamingResponse(body, media_type=media, headers=headers)
