@@ -11,7 +11,7 @@ import pytest
 from astropy.io import fits
 
 from fits_storage.descriptors import describe, mapping_for
-from fits_storage.descriptors.frame import FALLBACK, card_value, parse_card_image
+from fits_storage.descriptors.frame import FALLBACK, card_index, card_value, parse_card_image
 from fits_storage.descriptors.generic import GENERIC
 from fits_storage.descriptors.gmos import GMOS
 from tests.fitsdata import astropy_data_dir, astropy_fits_names, gmos_source
@@ -240,7 +240,7 @@ def test_card_values_read_as_astropy_reads_them(image: str) -> None:
     assert type(mine) is type(theirs) and mine == theirs, (mine, theirs)
     header = fits.Header.fromstring(image + "END".ljust(80))
     keyword = image[:8].strip()
-    assert card_value(header, keyword) == theirs
+    assert card_value(card_index(header), keyword) == theirs
 
 
 def test_fast_and_astropy_reading_agree_on_the_real_gmos_file() -> None:
@@ -249,7 +249,7 @@ def test_fast_and_astropy_reading_agree_on_the_real_gmos_file() -> None:
     compared = 0
     for header in fresh:
         for keyword in {k for k in header.keys() if k not in ("COMMENT", "HISTORY", "")}:
-            mine = card_value(header, keyword)
+            mine = card_value(card_index(header), keyword)
             if mine is not FALLBACK:
                 assert mine == header[keyword], keyword
                 compared += 1

@@ -34,6 +34,9 @@ class Frame:
         self._cache: dict[tuple[int, str], Any] = {}
         self._primary_keywords: frozenset[str] | None = None
         self._raw: bool | None = None
+        self._prepared: bool | None = None
+        self._keyword_text: str | None = None
+        self._indexes: dict[int, CardIndex] = {}
 
     @property
     def extension_count(self) -> int:
@@ -56,7 +59,10 @@ class Frame:
         if hdu >= len(self.headers):
             return None
         header = self.headers[hdu]
-        value = card_value(header, keyword)
+        index = self._indexes.get(hdu)
+        if index is None:
+            index = self._indexes[hdu] = card_index(header)
+        value = card_value(index, keyword)
         if value is FALLBACK:
             try:
                 value = header.get(keyword)
@@ -103,9 +109,22 @@ class Frame:
     def raw(self) -> bool:
         """Whether no reduction software has touched the frame (no GEM-TLM, no PREPARE)."""
         if self._raw is None:
-            keywords = self.primary_keywords
-            self._raw = "GEM-TLM" not in keywords and not any("PREPAR" in k for k in keywords)
+            self._raw = "GEM-TLM" not in self.primary_keywords and not self.prepared
         return self._raw
+
+    @property
+    def prepared(self) -> bool:
+        """Whether the reduction software prepared the frame (a keyword containing PREPAR)."""
+        if self._prepared is None:
+            self._prepared = self.keyword_contains("PREPAR")
+        return self._prepared
+
+    def keyword_contains(self, text: str) -> bool:
+        """Whether a primary keyword contains ``text`` (the reduction software's stamps:
+        PREPARE, GMOSAIC…)."""
+        if self._keyword_text is None:
+            self._keyword_text = "\n".join(self.primary_keywords)
+        return text in self._keyword_text
 
     def missing(self, message: str) -> None:
         """Note a keyword missing that raw data of this instrument always has (processed
@@ -132,17 +151,31 @@ _INTEGER = re.compile(r"^[+-]?\d+$")
 _REAL = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[EeDd][+-]?\d+)?$")
 
 
-def card_value(header: fits.Header, keyword: str) -> Any:
-    """The value of the first ``keyword`` card of ``header`` as astropy would give it, None if
-    absent, or FALLBACK where astropy must decide."""
+CardIndex = tuple[dict[str, list[int]], list[Any]] | None
+
+
+def card_index(header: fits.Header) -> CardIndex:
+    """astropy's keyword index and cards of ``header`` (None if this astropy has neither)."""
     indices = getattr(header, "_keyword_indices", None)
     cards = getattr(header, "_cards", None)
     if not isinstance(indices, dict) or not isinstance(cards, list):
+        return None
+    return indices, cards
+
+
+def card_value(index: CardIndex, keyword: str) -> Any:
+    """The value of the first ``keyword`` card (upper case, no HIERARCH) as astropy would give
+    it, None if absent, or FALLBACK where astropy must decide."""
+    if index is None:
         return FALLBACK
-    found = indices.get(keyword)
+    found = index[0].get(keyword)
     if not found:
-        return None if keyword == keyword.upper() and "." not in keyword else FALLBACK
-    image = getattr(cards[found[0]], "_image", None)
+        return None
+    card = index[1][found[0]]
+    parsed = card.__dict__.get("_value")  # astropy's own parse, when its verify ran first
+    if parsed is not None and not card.__dict__.get("_modified", False):
+        return parsed
+    image = card.__dict__.get("_image")
     if not isinstance(image, str) or len(image) != 80:
         return FALLBACK
     return parse_card_image(image)

@@ -393,18 +393,14 @@ def processed_kinds(frame: Frame) -> list[str]:
 def status_tags(frame: Frame) -> Iterable[str]:
     """RAW / PREPARED / UNPREPARED / PROCESSED, as the reduction software marks its products."""
     kinds = processed_kinds(frame)
-    prepared = any("PREPAR" in keyword for keyword in frame.primary_keywords)
+    prepared = frame.prepared
     yield "PREPARED" if prepared else "UNPREPARED"
     if kinds:
         yield "PROCESSED"
         yield from (kind for kind in kinds if kind != "SCIENCE")
         if "SCIENCE" in kinds:
             yield "PROCESSED_SCIENCE"
-    elif (
-        prepared
-        and frame.upper("OBSTYPE") == "OBJECT"
-        and any("GMOSAIC" in keyword for keyword in frame.primary_keywords)
-    ):
+    elif prepared and frame.upper("OBSTYPE") == "OBJECT" and frame.keyword_contains("GMOSAIC"):
         yield "PROCESSED_SCIENCE"
     elif not frame.has("GEM-TLM"):
         yield "RAW"

@@ -103,7 +103,9 @@ class InstrumentMapping:
     """How the ``header`` columns of one instrument's frames are computed.
 
     ``instruments``: the INSTRUME values (upper case) this mapping serves; ``tags``: rules
-    giving the frame's type tags (``types``), on top of the generic ones.
+    giving the frame's type tags (``types``), on top of the generic ones; ``gemini``: an
+    observatory instrument (a frame without a site is noted, one without SPECT is not
+    spectroscopy), true of every mapping made by :meth:`extend`.
     """
 
     name: str
