@@ -63,8 +63,8 @@ def run_on_a_terminal(config: Config, *args: str) -> tuple[int, str]:
 
 def test_requeue_from_s3_lists_10000_keys_by_prefix(s3_config: Config, s3_bucket: str) -> None:
     names = [f"N20251123S{n:05d}.fits" for n in range(KEYS)]
-    others = ["S20251124S0001.fits", "obslogs/20251123_GN-2025B-Q-1_obslog.txt",
-              "deeper/N20251123S99999.fits", "N20251123S00001.fits.md5"]  # fmt: skip
+    others = ["S20251124S0001.fits", "S20251120S0001.fits", "deeper/N20251123S99999.fits",
+              "obslogs/20251123_GN-2025B-Q-1_obslog.txt", "N20251123S00001.fits.md5"]  # fmt: skip
     from tests.s3server import seed_objects  # a plugin of this module: imported once loaded
 
     seed_objects(s3_bucket, names + others)
@@ -79,10 +79,11 @@ def test_requeue_from_s3_lists_10000_keys_by_prefix(s3_config: Config, s3_bucket
         s3_config.log_dir / "add_to_ingest_queue.log"
     ).read_text()
 
-    # --file-re against the keys, and --path as a key prefix
-    again = run_command(s3_config, "--file-re=S2025112[34]")
+    # --file-re against the keys (of a short listing: the long one is done), --path as a prefix
+    again = run_command(s3_config, "--s3filepre=S", "--file-re=S2025112[34]")
     assert again.returncode == 0, again.stderr
-    assert again.stdout.strip() == "found 10002, queued 1, already queued 0, skipped 10001"
+    assert again.stdout.strip() == "found 2, queued 1, already queued 0, skipped 1"
+    assert ("", "S20251124S0001.fits") in queued(s3_config)
     deeper = run_command(s3_config, "--path=deeper")
     assert deeper.returncode == 0, deeper.stderr
     assert deeper.stdout.strip() == "found 1, queued 1, already queued 0, skipped 0"
