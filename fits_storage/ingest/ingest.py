@@ -9,7 +9,9 @@ together, or not at all.
 
 Each file's bytes are read once: a compressed file is decompressed while its md5 is taken,
 into a private staging copy that astropy and ``fitsverify`` then read (both would otherwise
-decompress it again), and ``fitsverify`` runs beside the md5 and astropy work.
+decompress it again), and ``fitsverify`` runs beside the md5 and astropy work: by the process's
+long-running ``fitsverify`` (:class:`~fits_storage.ingest.verify.FitsverifyServer`), which
+spares each file the program's start-up.
 
 Decompression is bounded (DESIGN §4): it streams in blocks of 1 MiB, and stops at whichever
 comes first of ``max_uncompressed_bytes`` (the file fails: IngestError) and the room in the
@@ -38,7 +40,7 @@ from fits_storage.ingest.digest import Digest, DigestError, TooLarge, compressio
 from fits_storage.ingest.errors import FileChangingError, FileMissingError, IngestError
 from fits_storage.ingest.fitsread import FitsContents, read_fits
 from fits_storage.ingest.source import StoredStat, describe, local_copy, stat_stored
-from fits_storage.ingest.verify import FitsverifyRun, VerifyReport, start_fitsverify
+from fits_storage.ingest.verify import FitsverifyRun, ServerRun, VerifyReport, start_verification
 from fits_storage.orm import DiskFile, DiskFileReport, File, FullTextHeader, utcnow
 from fits_storage.queues import get_queue
 from fits_storage.queues.errors import TransientError
@@ -363,10 +365,10 @@ def _read_and_record(
     previous = current if current is not None and same_place and not force else None
     with local_copy(config, path, filename) as local, ExitStack() as stack:
         readable = local  # what astropy and fitsverify read: the uncompressed bytes
-        fitsverify_run: FitsverifyRun | None = None
+        fitsverify_run: FitsverifyRun | ServerRun | None = None
         if compression_of(filename) is None:
             if previous is None:
-                fitsverify_run = _enter(stack, start_fitsverify(local))
+                fitsverify_run = _enter(stack, start_verification(local))
             digest = _digest(local, filename, label)
         else:
             staged = stack.enter_context(_staged_copy(config, label))
@@ -379,14 +381,16 @@ def _read_and_record(
                     IngestAction.MD5_UNCHANGED, filename, path, previous.file_id, previous.id
                 )
         if fitsverify_run is None:
-            fitsverify_run = _enter(stack, start_fitsverify(readable, shown_as=local))
+            fitsverify_run = _enter(stack, start_verification(readable, shown_as=local))
         contents = read_fits(readable, digest.data_size, label)
         fitsverify = fitsverify_run.result() if fitsverify_run is not None else None
     _check_stable(config, path, filename, stat)
     return _record(session, config, filename, path, name, stat, digest, contents, fitsverify, force)
 
 
-def _enter(stack: ExitStack, run: FitsverifyRun | None) -> FitsverifyRun | None:
+def _enter(
+    stack: ExitStack, run: FitsverifyRun | ServerRun | None
+) -> FitsverifyRun | ServerRun | None:
     """``run`` killed when ``stack`` closes (if it is still running then)."""
     return stack.enter_context(run) if run is not None else None
 
