@@ -39,6 +39,7 @@ from fits_storage.config import Config
 from fits_storage.ingest.digest import Digest, DigestError, TooLarge, compression_of, digest_file
 from fits_storage.ingest.errors import FileChangingError, FileMissingError, IngestError
 from fits_storage.ingest.fitsread import FitsContents, read_fits
+from fits_storage.ingest.rows import insert_first_version
 from fits_storage.ingest.source import StoredStat, describe, local_copy, stat_stored
 from fits_storage.ingest.verify import FitsverifyRun, ServerRun, VerifyReport, start_verification
 from fits_storage.orm import DiskFile, DiskFileReport, File, FullTextHeader, utcnow
@@ -121,6 +122,16 @@ def _present_version(session: Session, name: str) -> _Version | None:
         .limit(1)
     ).first()
     return _Version(*row) if row is not None else None
+
+
+def _read_only(session: Session) -> Session:
+    """``session``, its next transaction made for one read: in autocommit on PostgreSQL (no
+    BEGIN and COMMIT round trips), a deferred transaction on SQLite (no write lock taken)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    else:
+        session.connection(execution_options={"sqlite_begin": "DEFERRED"})
+    return session
 
 
 def _lastmod(mtime_ns: int) -> datetime:
@@ -328,7 +339,9 @@ def ingest_file(
     that place is marked not present (committed).
     """
     name = file_name_for(filename)
-    current = _present_version(session, name)
+    if session.in_transaction():
+        session.commit()
+    current = _present_version(_read_only(session), name)
     session.commit()
 
     same_place = current is not None and (current.filename, current.path) == (filename, path)
@@ -407,27 +420,10 @@ def _record(
     fitsverify: VerifyReport | None,
     force: bool,
 ) -> IngestResult:
-    """The write phase: one new present, canonical version replacing the previous one."""
-    file_id, new_name = _lock_file_row(session, name)
-    # A name just inserted has no versions: nothing to re-check or retire.
-    latest = None if new_name else _present_version(session, name)
-    if (
-        latest is not None
-        and not force
-        and (latest.filename, latest.path, latest.md5) == (filename, path, digest.file_md5)
-    ):
-        # Recorded by someone else while we were reading: nothing new to record.
-        _refresh_mtime(session, latest, stat)
-        return IngestResult(IngestAction.MD5_UNCHANGED, filename, path, file_id, latest.id)
+    """The write phase: one new present, canonical version replacing the previous one.
 
-    if not new_name:
-        session.execute(
-            update(DiskFile)
-            .where(DiskFile.file_id == file_id, or_(DiskFile.present, DiskFile.canonical))
-            .values(present=False, canonical=False)
-        )
+    A new name on PostgreSQL is one statement (:func:`insert_first_version`)."""
     diskfile = DiskFile(
-        file_id=file_id,
         filename=filename,
         path=path,
         present=True,
@@ -441,24 +437,48 @@ def _record(
         data_md5=digest.data_md5,
         entrytime=utcnow(),
     )
-    session.add(diskfile)
-    session.flush()
-    header = contents.header_fields.to_row()
-    header.diskfile_id = diskfile.id
-    session.add_all(
-        [
-            header,
-            FullTextHeader(diskfile_id=diskfile.id, fulltext=contents.fulltext),
-            DiskFileReport(
-                diskfile_id=diskfile.id,
-                astropy_ok=contents.astropy.ok,
-                astropy_report=contents.astropy.text.replace("\x00", ""),
-                fitsverify_ok=fitsverify.ok if fitsverify else None,
-                fitsverify_report=fitsverify.text if fitsverify else None,
-            ),
-        ]
-    )
-    session.flush()
+    dependents = [
+        contents.header_fields.to_row(),
+        FullTextHeader(fulltext=contents.fulltext),
+        DiskFileReport(
+            astropy_ok=contents.astropy.ok,
+            astropy_report=contents.astropy.text.replace("\x00", ""),
+            fitsverify_ok=fitsverify.ok if fitsverify else None,
+            fitsverify_report=fitsverify.text if fitsverify else None,
+        ),
+    ]
+    first = None
+    if session.get_bind().dialect.name == "postgresql":
+        first = insert_first_version(session, name, diskfile, dependents)
+    latest = None
+    if first is not None:
+        file_id, diskfile_id = first
+    else:
+        file_id, new_name = _lock_file_row(session, name)
+        # A name just inserted has no versions: nothing to re-check or retire.
+        latest = None if new_name else _present_version(session, name)
+        if (
+            latest is not None
+            and not force
+            and (latest.filename, latest.path, latest.md5) == (filename, path, digest.file_md5)
+        ):
+            # Recorded by someone else while we were reading: nothing new to record.
+            _refresh_mtime(session, latest, stat)
+            return IngestResult(IngestAction.MD5_UNCHANGED, filename, path, file_id, latest.id)
+        if not new_name:
+            session.execute(
+                update(DiskFile)
+                .where(DiskFile.file_id == file_id, or_(DiskFile.present, DiskFile.canonical))
+                .values(present=False, canonical=False)
+            )
+        diskfile.file_id = file_id
+        session.add(diskfile)
+        session.flush()
+        diskfile_id = diskfile.id
+        for row in dependents:
+            row.diskfile_id = diskfile_id  # type: ignore[attr-defined]
+        session.add_all(dependents)
+        session.flush()
     queued = fan_out(session, config, filename, path)
     verified = contents.astropy.ok and (fitsverify is None or fitsverify.ok)
     return IngestResult(
@@ -466,7 +486,7 @@ def _record(
         filename,
         path,
         file_id,
-        diskfile.id,
+        diskfile_id,
         file_md5=digest.file_md5,
         queued=queued,
         header_notes=len(contents.header_fields.notes),

@@ -46,6 +46,7 @@ def astropy_report(hdulist: fits.HDUList, messages: list[str] | None = None) -> 
     lines = list(messages or [])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        warnings.simplefilter("ignore", ResourceWarning)  # another object's finaliser, not the file
         try:
             hdulist.verify("warn")
         except Exception as exc:  # noqa: BLE001 - report, never crash, on odd headers
