@@ -500,7 +500,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "with one worker (0: skip that corpus)",
     )
     parser.add_argument(
-        "--skip-main", action="store_true", help="skip the main corpus (only the small one)"
+        "--skip-main",
+        action="store_true",
+        help="skip the main corpus (only the small one; --profile then profiles the small one)",
     )
     parser.add_argument("--bulk", type=int, default=100_000, help="files to queue (0: skip)")
     parser.add_argument(
@@ -618,7 +620,10 @@ def run(args: argparse.Namespace, backends: list[str], scratch: Path) -> int:
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     fitsverify_off = [(1, False)] if args.without_fitsverify else []
     if not args.skip_main or args.profile:
-        corpus = build_corpus(scratch / "corpus", args)
+        if args.skip_main:  # profile the small corpus
+            corpus = build_small_corpus(scratch / "small-corpus", args)
+        else:
+            corpus = build_corpus(scratch / "corpus", args)
         describe_corpus(corpus, "corpus", started)
         if args.profile and args.profile_only:
             return profile_all(args.profile, backends, corpus, scratch)
