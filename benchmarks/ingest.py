@@ -394,7 +394,9 @@ PHASES = [
     ("read_fits: header fields", "ingest/fitsheader.py", "extract_header_fields"),
     ("read_fits: full-text headers", "ingest/fitsread.py", "readable_headers"),
     ("read_fits: astropy verify report", "ingest/verify.py", "astropy_report"),
-    ("ingest: fitsverify subprocess", "ingest/verify.py", "fitsverify_report"),
+    ("ingest: fitsverify started (one-file run)", "ingest/verify.py", "start_fitsverify"),
+    ("ingest: fitsverify handed the file (server)", "ingest/verify.py", "start_verification"),
+    ("ingest: waiting for fitsverify's report", "ingest/verify.py", "result"),
     ("ingest: database writes (_record)", "ingest/ingest.py", "_record"),
     ("complete + commit", "queues/engine.py", "complete"),
     ("whole worker loop", "service/worker.py", "run"),
@@ -634,10 +636,10 @@ def run(args: argparse.Namespace, backends: list[str], scratch: Path) -> int:
         print_ingest_table(corpus, results, "ratio")
 
     if args.small:
-        started = time.perf_counter()
+        built = time.perf_counter()
         small = build_small_corpus(scratch / "small-corpus", args)
         print()
-        describe_corpus(small, "small corpus", started)
+        describe_corpus(small, "small corpus", built)
         ceiling_pass(small)
         small_dir = scratch / "small"
         variants = [(1, True), *fitsverify_off]
