@@ -142,3 +142,26 @@ def test_a_name_the_list_cannot_hold_gets_a_one_file_run(
     assert isinstance(run, FitsverifyRun)
     with run:
         assert run.result() == alone(odd)
+
+
+def test_a_sentinel_removed_by_a_temporary_folder_cleaner_is_written_again(
+    server: FitsverifyServer, tmp_path: Path
+) -> None:
+    good = copy_astropy_file("test0.fits", tmp_path)
+    assert served(server, good) == alone(good)
+    assert server.process is not None
+    first = server.process.pid
+    shutil.rmtree(server.sentinel.parent)
+    assert served(server, good) == alone(good)
+    assert server.process is not None and server.process.pid == first  # served, no fallback
+
+
+def test_a_sentinel_that_cannot_be_verified_falls_back_to_a_one_file_run(
+    server: FitsverifyServer, tmp_path: Path
+) -> None:
+    good = copy_astropy_file("test0.fits", tmp_path)
+    assert served(server, good) == alone(good)
+    server.sentinel.write_bytes(b"not FITS at all")  # removed between check and use
+    run = server.start(good)
+    with run:
+        assert run.result(timeout=20) == alone(good)

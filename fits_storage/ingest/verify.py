@@ -194,13 +194,19 @@ class FitsverifyServer:
         self.pid = os.getpid()
         self._folder = Path(tempfile.mkdtemp(prefix="fitsverify-server-"))
         self.sentinel = self._folder / "sentinel.fits"
-        fits.PrimaryHDU().writeto(self.sentinel)  # no data: the cheapest valid file
+        self._write_sentinel()
         self._process: subprocess.Popen[bytes] | None = None
         self._out = bytearray()
         self._err = bytearray()
         self._banner: bytes | None = None
         self._lock = threading.Lock()
         self.restarts = -1  # how many times the program was (re)started after the first
+
+    def _write_sentinel(self) -> None:
+        """A primary header and no data: the cheapest valid file. Written again if a cleaner
+        of the temporary folder removed it while the worker ran."""
+        self._folder.mkdir(parents=True, exist_ok=True)
+        fits.PrimaryHDU().writeto(self.sentinel, overwrite=True)
 
     @property
     def process(self) -> subprocess.Popen[bytes] | None:
@@ -247,6 +253,8 @@ class FitsverifyServer:
             return FitsverifyRun(path, self.program, shown_as)
         self._lock.acquire()
         try:
+            if not self.sentinel.is_file():
+                self._write_sentinel()
             process = self._spawn()
             assert process.stdin is not None
             process.stdin.write(f"{path}\n{self.sentinel}\n".encode())
@@ -272,6 +280,8 @@ class FitsverifyServer:
                     end = _FOUND.search(self._out, at)
                     if end is not None:
                         break
+                    if b"Abort Verification" in self._out[at:]:
+                        raise ServerFailure("the sentinel could not be verified")
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise TimeoutError
