@@ -122,6 +122,7 @@ def read_fits(local: Path, data_size: int, label: str) -> FitsContents:
         raise IngestError(f"{label}: empty file (0 bytes)")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        warnings.simplefilter("ignore", ResourceWarning)  # another object's finaliser, not the file
         try:
             hdulist = fits.open(local, memmap=False, lazy_load_hdus=False)
         except Exception as exc:  # noqa: BLE001 - astropy raises many kinds on bad input

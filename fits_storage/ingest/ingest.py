@@ -9,7 +9,9 @@ together, or not at all.
 
 Each file's bytes are read once: a compressed file is decompressed while its md5 is taken,
 into a private staging copy that astropy and ``fitsverify`` then read (both would otherwise
-decompress it again), and ``fitsverify`` runs beside the md5 and astropy work.
+decompress it again), and ``fitsverify`` runs beside the md5 and astropy work: by the process's
+long-running ``fitsverify`` (:class:`~fits_storage.ingest.verify.FitsverifyServer`), which
+spares each file the program's start-up.
 
 Decompression is bounded (DESIGN §4): it streams in blocks of 1 MiB, and stops at whichever
 comes first of ``max_uncompressed_bytes`` (the file fails: IngestError) and the room in the
@@ -37,9 +39,10 @@ from fits_storage.config import Config
 from fits_storage.ingest.digest import Digest, DigestError, TooLarge, compression_of, digest_file
 from fits_storage.ingest.errors import FileChangingError, FileMissingError, IngestError
 from fits_storage.ingest.fitsread import read_fits
+from fits_storage.ingest.rows import insert_first_version
 from fits_storage.ingest.source import StoredStat, describe, local_copy, stat_stored
 from fits_storage.ingest.summitfiles import read_miscfile_meta, read_obslog
-from fits_storage.ingest.verify import FitsverifyRun, start_fitsverify
+from fits_storage.ingest.verify import FitsverifyRun, ServerRun, start_verification
 from fits_storage.orm import (
     DiskFile,
     DiskFileReport,
@@ -133,6 +136,16 @@ def _present_version(session: Session, name: str) -> _Version | None:
         .limit(1)
     ).first()
     return _Version(*row) if row is not None else None
+
+
+def _read_only(session: Session) -> Session:
+    """``session``, its next transaction made for one read: in autocommit on PostgreSQL (no
+    BEGIN and COMMIT round trips), a deferred transaction on SQLite (no write lock taken)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    else:
+        session.connection(execution_options={"sqlite_begin": "DEFERRED"})
+    return session
 
 
 def _lastmod(mtime_ns: int) -> datetime:
@@ -351,7 +364,9 @@ def ingest_file(
     if is_miscfile_meta(filename):
         return _ingest_miscfile_meta(session, config, filename, path, force, force_md5)
     name = file_name_for(filename)
-    current = _present_version(session, name)
+    if session.in_transaction():
+        session.commit()
+    current = _present_version(_read_only(session), name)
     session.commit()
 
     same_place = current is not None and (current.filename, current.path) == (filename, path)
@@ -394,10 +409,10 @@ def _read_and_record(
         )
     with local_copy(config, path, filename) as local, ExitStack() as stack:
         readable = local  # what astropy and fitsverify read: the uncompressed bytes
-        fitsverify_run: FitsverifyRun | None = None
+        fitsverify_run: FitsverifyRun | ServerRun | None = None
         if compression_of(filename) is None:
             if previous is None:
-                fitsverify_run = _enter(stack, start_fitsverify(local))
+                fitsverify_run = _enter(stack, start_verification(local))
             digest = _digest(local, filename, label)
         else:
             staged = stack.enter_context(_staged_copy(config, label))
@@ -410,7 +425,7 @@ def _read_and_record(
                     IngestAction.MD5_UNCHANGED, filename, path, previous.file_id, previous.id
                 )
         if fitsverify_run is None:
-            fitsverify_run = _enter(stack, start_fitsverify(readable, shown_as=local))
+            fitsverify_run = _enter(stack, start_verification(readable, shown_as=local))
         contents = read_fits(readable, digest.data_size, label)
         fitsverify = fitsverify_run.result() if fitsverify_run is not None else None
     _check_stable(config, path, filename, stat)
@@ -497,7 +512,9 @@ def _ingest_miscfile_meta(
     return ingest_file(session, config, miscfile, path, force=force, force_md5=force_md5)
 
 
-def _enter(stack: ExitStack, run: FitsverifyRun | None) -> FitsverifyRun | None:
+def _enter(
+    stack: ExitStack, run: FitsverifyRun | ServerRun | None
+) -> FitsverifyRun | ServerRun | None:
     """``run`` killed when ``stack`` closes (if it is still running then)."""
     return stack.enter_context(run) if run is not None else None
 
@@ -516,27 +533,10 @@ def _record(
     fits: bool = True,
 ) -> IngestResult:
     """The write phase: one new present, canonical version replacing the previous one, with
-    ``rows`` (header and reports, or an obslog or miscfile row) attached to it."""
-    file_id, new_name = _lock_file_row(session, name)
-    # A name just inserted has no versions: nothing to re-check or retire.
-    latest = None if new_name else _present_version(session, name)
-    if (
-        latest is not None
-        and not force
-        and (latest.filename, latest.path, latest.md5) == (filename, path, digest.file_md5)
-    ):
-        # Recorded by someone else while we were reading: nothing new to record.
-        _refresh_mtime(session, latest, stat)
-        return IngestResult(IngestAction.MD5_UNCHANGED, filename, path, file_id, latest.id)
+    ``rows`` (header and reports, or an obslog or miscfile row) attached to it.
 
-    if not new_name:
-        session.execute(
-            update(DiskFile)
-            .where(DiskFile.file_id == file_id, or_(DiskFile.present, DiskFile.canonical))
-            .values(present=False, canonical=False)
-        )
+    A new name on PostgreSQL is one statement (:func:`insert_first_version`)."""
     diskfile = DiskFile(
-        file_id=file_id,
         filename=filename,
         path=path,
         present=True,
@@ -550,19 +550,45 @@ def _record(
         data_md5=digest.data_md5,
         entrytime=utcnow(),
     )
-    session.add(diskfile)
-    session.flush()
-    for row in rows:
-        row.diskfile_id = diskfile.id
-    session.add_all(rows)
-    session.flush()
+    first = None
+    if session.get_bind().dialect.name == "postgresql":
+        first = insert_first_version(session, name, diskfile, rows)
+    latest = None
+    if first is not None:
+        file_id, diskfile_id = first
+    else:
+        file_id, new_name = _lock_file_row(session, name)
+        # A name just inserted has no versions: nothing to re-check or retire.
+        latest = None if new_name else _present_version(session, name)
+        if (
+            latest is not None
+            and not force
+            and (latest.filename, latest.path, latest.md5) == (filename, path, digest.file_md5)
+        ):
+            # Recorded by someone else while we were reading: nothing new to record.
+            _refresh_mtime(session, latest, stat)
+            return IngestResult(IngestAction.MD5_UNCHANGED, filename, path, file_id, latest.id)
+        if not new_name:
+            session.execute(
+                update(DiskFile)
+                .where(DiskFile.file_id == file_id, or_(DiskFile.present, DiskFile.canonical))
+                .values(present=False, canonical=False)
+            )
+        diskfile.file_id = file_id
+        session.add(diskfile)
+        session.flush()
+        diskfile_id = diskfile.id
+        for row in rows:
+            row.diskfile_id = diskfile_id
+        session.add_all(rows)
+        session.flush()
     queued = fan_out(session, config, filename, path, fits=fits)
     return IngestResult(
         IngestAction.NEW if latest is None else IngestAction.NEW_VERSION,
         filename,
         path,
         file_id,
-        diskfile.id,
+        diskfile_id,
         file_md5=digest.file_md5,
         queued=queued,
     )

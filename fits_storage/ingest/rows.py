@@ -1,0 +1,168 @@
+"""The rows of the first version of a new file, written in one statement on PostgreSQL.
+
+Ingesting a new name writes five rows (``file``, ``diskfile``, ``header``, ``fulltextheader``,
+``diskfilereport``), each depending on the id of the one before: through the ORM that is five
+round trips. On PostgreSQL data-modifying CTEs chain them in one statement: the ``file``
+insert (``ON CONFLICT DO NOTHING``) feeds the ``diskfile`` insert by ``INSERT ... SELECT``, so a
+name that already exists inserts nothing at all, and the caller takes the ordinary path.
+
+Rows are given as ORM objects, and their values taken as a flush would: attributes set
+explicitly (None included) as they are, others from the column's default, or left to the
+server's default. Each value is a bound parameter cast to its column's type (``INSERT ...
+SELECT`` gives parameters no type of their own); strings are cast to unbounded ``VARCHAR`` so an
+over-long value still fails as it would through the ORM rather than being cut.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Select,
+    String,
+    Table,
+    bindparam,
+    cast,
+    insert,
+    inspect,
+    select,
+)
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.sql.schema import Column
+
+from fits_storage.orm import Base, DiskFile, File
+
+_OMIT = object()  # left to the server's default
+
+
+def _row_values(row: Base, skip: tuple[str, ...]) -> dict[Column[Any], Any]:
+    """Column -> value of ``row``'s insert as the ORM would write it: a Python value, a SQL
+    expression, or ``_OMIT``."""
+    state = inspect(row)
+    values: dict[Column[Any], Any] = {}
+    for attr in state.mapper.column_attrs:
+        column = attr.columns[0]
+        if not isinstance(column, Column) or column.name in skip:
+            continue
+        default = column.default
+        if attr.key in state.dict:
+            values[column] = state.dict[attr.key]
+        elif default is not None and default.is_scalar:
+            values[column] = default.arg  # type: ignore[attr-defined]
+        elif default is not None and default.is_callable:
+            values[column] = default.arg(None)  # type: ignore[attr-defined]
+        elif default is not None and default.is_clause_element:
+            values[column] = default.arg  # type: ignore[attr-defined]
+        elif column.server_default is not None or column.primary_key:
+            values[column] = _OMIT
+        else:
+            values[column] = None
+    return values
+
+
+def _typed(column: Column[Any], parameter: BindParameter[Any]) -> ColumnElement[Any]:
+    kind = String() if isinstance(column.type, String) else column.type
+    return cast(parameter, kind)
+
+
+def _statement(
+    version: dict[Column[Any], ColumnElement[Any]],
+    dependents: list[tuple[Table, dict[Column[Any], ColumnElement[Any]]]],
+    name: ColumnElement[Any],
+) -> Select[Any]:
+    """The chain of inserts, values given as SQL."""
+    new_file = (
+        postgresql.insert(File)
+        .values(name=name)
+        .on_conflict_do_nothing(index_elements=["name"])
+        .returning(File.id)
+        .cte("new_file")
+    )
+    inserted = (
+        insert(DiskFile)
+        .from_select(
+            ["file_id", *(c.name for c in version)], select(new_file.c.id, *version.values())
+        )
+        .returning(DiskFile.id, DiskFile.file_id)
+        .cte("version")
+    )
+    others = [
+        insert(table)
+        .from_select(
+            ["diskfile_id", *(c.name for c in values)], select(inserted.c.id, *values.values())
+        )
+        .cte(f"dependent_{index}")
+        for index, (table, values) in enumerate(dependents)
+    ]
+    return select(inserted.c.file_id, inserted.c.id).add_cte(*others)
+
+
+@functools.cache
+def _prepared(tables: tuple[Table, ...]) -> Select[Any]:
+    """The statement for plain values, built once per process: parameters named
+    ``v_<column>`` (the version) and ``d<index>_<column>`` (the dependents)."""
+    version = {
+        c: _typed(c, bindparam(f"v_{c.name}", type_=c.type))
+        for c in DiskFile.__table__.columns
+        if c.name not in _VERSION_SKIP
+    }
+    dependents = [
+        (
+            table,
+            {
+                c: _typed(c, bindparam(f"d{i}_{c.name}", type_=c.type))
+                for c in table.columns
+                if c.name not in _DEPENDENT_SKIP
+            },
+        )
+        for i, table in enumerate(tables)
+    ]
+    return _statement(version, dependents, bindparam("name", type_=File.name.type))
+
+
+_VERSION_SKIP = ("id", "file_id")
+_DEPENDENT_SKIP = ("id", "diskfile_id")
+
+
+def _plain(values: dict[Column[Any], Any]) -> bool:
+    return not any(v is _OMIT or isinstance(v, ClauseElement) for v in values.values())
+
+
+def _as_sql(values: dict[Column[Any], Any]) -> dict[Column[Any], ColumnElement[Any]]:
+    return {
+        c: v if isinstance(v, ClauseElement) else _typed(c, bindparam(None, v, type_=c.type))
+        for c, v in values.items()
+        if v is not _OMIT
+    }
+
+
+def insert_first_version(
+    session: Session, name: str, diskfile: DiskFile, dependents: list[Base]
+) -> tuple[int, int] | None:
+    """(file id, diskfile id) of a new ``name`` with its first version ``diskfile`` and the
+    rows that hang on it (each with a ``diskfile_id`` column), all in one statement; None,
+    with nothing written, when ``name`` already exists. PostgreSQL only.
+
+    Plain values (the usual case) use a statement built once per process; a row with a SQL
+    expression or a server default builds its own."""
+    version = _row_values(diskfile, _VERSION_SKIP)
+    rows = [(inspect(r).mapper.local_table, _row_values(r, _DEPENDENT_SKIP)) for r in dependents]
+    if _plain(version) and all(_plain(values) for _, values in rows):
+        params = {"name": name} | {f"v_{c.name}": v for c, v in version.items()}
+        for index, (_, values) in enumerate(rows):
+            params |= {f"d{index}_{c.name}": v for c, v in values.items()}
+        statement = _prepared(tuple(table for table, _ in rows))
+        found = session.execute(statement, params).first()
+    else:
+        statement = _statement(
+            _as_sql(version),
+            [(table, _as_sql(values)) for table, values in rows],
+            bindparam(None, name, type_=File.name.type),
+        )
+        found = session.execute(statement).first()
+    return (found[0], found[1]) if found is not None else None
