@@ -1,5 +1,6 @@
-"""calcache: the calcache and calcachestamp tables (and, until the descriptors branch lands, the
-header columns calibration association reads, with ix_header_calibration)
+"""calcache: the calcache and calcachestamp tables, ix_diskfile_entrytime (and, until the
+descriptors branch lands, the header columns calibration association reads, with
+ix_header_calibration)
 
 Revision ID: 0008
 Revises: 0006
@@ -57,6 +58,7 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_calcache_obs_hid"), "calcache", ["obs_hid"])
     op.create_index(op.f("ix_calcache_cal_hid"), "calcache", ["cal_hid"])
+    op.create_index("ix_diskfile_entrytime", "diskfile", ["entrytime"])
     op.create_table(
         "calcachestamp",
         sa.Column("obs_hid", BIGINT, nullable=False),
@@ -70,6 +72,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("calcachestamp")
+    op.drop_index("ix_diskfile_entrytime", table_name="diskfile")
     op.drop_index(op.f("ix_calcache_cal_hid"), table_name="calcache")
     op.drop_index(op.f("ix_calcache_obs_hid"), table_name="calcache")
     op.drop_table("calcache")
