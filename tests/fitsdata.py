@@ -161,6 +161,15 @@ def observatory_header(
         "RAWPIREQ": "YES",
         "RELEASE": (ut + timedelta(days=365)).strftime("%Y-%m-%d"),
         "ORIGNAME": filename.removesuffix(".bz2"),
+        "LT": (ut - timedelta(hours=10 if site == "N" else 3)).strftime("%H:%M:%S.%f")[:10],
+        "MASKNAME": "None",
+        "MASKTYP": 0,
+        "DETTYPE": "SDSU II CCD",
+        "AMPINTEG": 5000,
+        "RAWIQ": "70-percentile",
+        "RAWCC": "50-percentile",
+        "RAWWV": "Any",
+        "RAWBG": "80-percentile",
     }
 
 
@@ -204,10 +213,11 @@ def make_observatory_file(
         ext = fits.ImageHDU(pixels, name="SCI", ver=amp + 1)
         x0 = amp * (nx - 8) * binning[0]
         ext.header["CCDSUM"] = f"{binning[0]} {binning[1]}"
-        ext.header["DETSEC"] = f"[{x0 + 1}:{x0 + (nx - 8) * binning[0]}:1:{ny * binning[1]}]"
+        ext.header["DETSEC"] = f"[{x0 + 1}:{x0 + (nx - 8) * binning[0]},1:{ny * binning[1]}]"
         ext.header["DATASEC"] = f"[1:{nx - 8},1:{ny}]"
         ext.header["BIASSEC"] = f"[{nx - 7}:{nx},1:{ny}]"
         ext.header["AMPNAME"] = f"EEV 9273-16-03, {'left' if amp % 2 == 0 else 'right'}"
+        ext.header["GAIN"] = 2.1
         hdus.append(ext)
     data = _hdulist_bytes(fits.HDUList(hdus))
     target = dest_dir / filename
@@ -387,11 +397,545 @@ def make_gmos_n_frame(
     return target
 
 
+# -- raw frames of each instrument, for the descriptors and the calibration rules -----------
+#
+# Each ``<instrument>_frame(**options)`` returns an HDUList of headers as the instrument writes
+# them (with tiny pixel arrays: the descriptors read headers only), ``<instrument>_header``
+# its primary header alone, and ``write_frame`` writes any of them under an observatory name.
+# Keyword overrides: ``keywords={"KEY": value}`` (None removes the keyword) for the primary
+# header, ``extension_keywords`` for every extension.
+
+# GMOS Hamamatsu chips (DRAGONS' gmos lookup): three chips of four amplifiers each.
+GMOS_CHIPS = {
+    "GMOS-N": ("BI13-20-4k-1", "BI12-09-4k-2", "BI13-18-4k-2"),
+    "GMOS-S": ("BI5-36-4k-2", "BI11-33-4k-1", "BI12-34-4k-1"),
+}
+GMOS_DETTYPES = {"GMOS-N": "S10892-N", "GMOS-S": "S10892"}
+# Unbinned 0-based (y1, y2, x1, x2) of the standard ROIs on the Hamamatsu detectors.
+GMOS_ROIS = {
+    "Full Frame": (0, 4224, 0, 6144),
+    "CCD2": (0, 4224, 2048, 4096),
+    "Central Spectrum": (1624, 2648, 0, 6144),
+    "Central Stamp": (1986, 2286, 2922, 3222),
+}
+GMOS_AMPINTEG = {"slow": 11880, "fast": 5000}  # ns per pixel; Hamamatsu slow above 8000
+GMOS_RAW_GAIN = {"low": 1.9, "high": 5.2}  # the raw GAIN keyword; below 3 is the low setting
+PROCESSED_KEYWORD = {
+    "BIAS": "PROCBIAS",
+    "DARK": "PROCDARK",
+    "FLAT": "PROCFLAT",
+    "ARC": "PROCARC",
+    "STANDARD": "PROCSTND",
+    "SCIENCE": "PROCSCI",
+}
+_GMOS_ONLY = (
+    "FILTER1",
+    "FILTER2",
+    "GRATING",
+    "MASKNAME",
+    "MASKTYP",
+    "DETTYPE",
+    "AMPINTEG",
+)
+
+
+def _frame(
+    primary: Mapping[str, Any],
+    extensions: Iterable[Mapping[str, Any]],
+    keywords: Mapping[str, Any] | None,
+    extension_keywords: Mapping[str, Any] | None,
+    shape: tuple[int, int] = (4, 4),
+) -> fits.HDUList:
+    """An HDUList from keyword dicts (None values and overrides to None are left out)."""
+    merged = {**primary, **(keywords or {})}
+    hdu = fits.PrimaryHDU()
+    for key, value in merged.items():
+        if value is not None:
+            hdu.header[key] = value
+    hdus: list[fits.hdu.base._BaseHDU] = [hdu]
+    for ext_keywords in extensions:
+        merged_ext = {**ext_keywords, **(extension_keywords or {})}
+        data = None if merged_ext.pop("_no_data", False) else np.zeros(shape, dtype=np.uint16)
+        ext = fits.ImageHDU(data)
+        for key, value in merged_ext.items():
+            if value is not None:
+                ext.header[key] = value
+        hdus.append(ext)
+    return fits.HDUList(hdus)
+
+
+def _processing(processed: str | None, prepared: bool) -> dict[str, Any]:
+    """The keywords the reduction software leaves: GEM-TLM, PREPARE, PROC<kind>."""
+    if processed is None and not prepared:
+        return {}
+    stamp = "2025-11-24T10:00:00"
+    result: dict[str, Any] = {"GEM-TLM": stamp, "PREPARE": stamp}
+    if processed is not None:
+        result[PROCESSED_KEYWORD[processed]] = stamp
+    return result
+
+
+def gemini_primary(
+    filename: str,
+    instrument: str,
+    *,
+    obstype: str = "OBJECT",
+    obsclass: str = "science",
+    obj: str = "NGC 1068",
+    exptime: float = 120.0,
+    ut: datetime | None = None,
+    program_id: str | None = None,
+) -> dict[str, Any]:
+    """The observatory keywords every instrument writes (OBSERVAT, DATE-OBS/TIME-OBS, LT,
+    RAW* conditions, QA…), without GMOS's optics."""
+    keywords = observatory_header(
+        filename,
+        program_id=program_id,
+        instrument=instrument,
+        obstype=obstype,
+        obsclass=obsclass,
+        obj=obj,
+        exptime=exptime,
+        ut=ut,
+    )
+    for key in _GMOS_ONLY:
+        keywords.pop(key, None)
+    keywords["OBSERVAT"] = keywords["TELESCOP"]
+    keywords["AOFOLD"] = "park-pos."
+    return keywords
+
+
+def gmos_frame(
+    filename: str = "N20251123S0101.fits",
+    *,
+    binning: tuple[int, int] = (2, 2),
+    roi: str = "Full Frame",
+    read_speed: str = "slow",
+    gain: str = "low",
+    obstype: str = "OBJECT",
+    obsclass: str = "science",
+    obj: str = "NGC 1068",
+    filter1: str = "r_G0303",
+    filter2: str = "open2-8",
+    grating: str = "MIRROR",
+    central_wavelength_nm: float | None = None,
+    maskname: str | None = None,
+    exptime: float = 120.0,
+    ut: datetime | None = None,
+    nod_and_shuffle: bool = False,
+    processed: str | None = None,
+    prepared: bool = False,
+    keywords: Mapping[str, Any] | None = None,
+    extension_keywords: Mapping[str, Any] | None = None,
+) -> fits.HDUList:
+    """A raw GMOS-N (``N…`` name) or GMOS-S (``S…``) frame on the Hamamatsu detectors: the
+    requested ROI (DETRO1X/XS/Y/YS, sizes in binned pixels) read by the amplifiers it
+    covers (AMPNAME, DETSEC unbinned, CCDSUM, raw GAIN per extension), AMPINTEG for the read
+    speed, FILTER1/FILTER2/GRATING/CENTWAVE/MASKNAME/MASKTYP for the optics. ``grating`` other
+    than MIRROR makes a long-slit spectrum (``maskname`` 1.0arcsec unless given);
+    ``processed`` ("BIAS", "FLAT"…) adds the reduction software's PROC keyword."""
+    instrument = "GMOS-N" if filename.startswith("N") else "GMOS-S"
+    primary = gemini_primary(
+        filename, instrument, obstype=obstype, obsclass=obsclass, obj=obj, exptime=exptime, ut=ut
+    )
+    spectrum = grating != "MIRROR"
+    mask = maskname if maskname is not None else ("1.0arcsec" if spectrum else "None")
+    y1, y2, x1, x2 = GMOS_ROIS[roi]
+    xbin, ybin = binning
+    primary.update(
+        {
+            "DETTYPE": GMOS_DETTYPES[instrument],
+            "DETECTOR": "GMOS + Hamamatsu",
+            "AMPINTEG": GMOS_AMPINTEG[read_speed],
+            "DETNROI": 1,
+            "DETRO1X": x1 + 1,
+            "DETRO1XS": (x2 - x1) // xbin,
+            "DETRO1Y": y1 + 1,
+            "DETRO1YS": (y2 - y1) // ybin,
+            "FILTER1": filter1,
+            "FILTER2": filter2,
+            "GRATING": grating,
+            "MASKNAME": mask,
+            "MASKTYP": 0 if mask == "None" else (-1 if mask.startswith("IFU") else 1),
+        }
+    )
+    if spectrum:
+        wavelength = central_wavelength_nm if central_wavelength_nm is not None else 520.0
+        primary.update({"CENTWAVE": wavelength, "GRWLEN": wavelength})
+    if nod_and_shuffle:
+        primary.update({"NODPIX": 1536, "ANODCNT": 4, "BNODCNT": 4})
+    primary.update(_processing(processed, prepared))
+    extensions = []
+    for chip, chip_name in enumerate(GMOS_CHIPS[instrument]):
+        for amp in range(4):
+            a1 = chip * 2048 + amp * 512
+            a2 = a1 + 512
+            lo, hi = max(a1, x1), min(a2, x2)
+            if lo >= hi:
+                continue
+            extensions.append(
+                {
+                    "EXTNAME": "SCI",
+                    "EXTVER": len(extensions) + 1,
+                    "CCDNAME": chip_name,
+                    "AMPNAME": f"{chip_name}, {amp + 1}",
+                    "CCDSUM": f"{xbin} {ybin}",
+                    "DETSEC": f"[{lo + 1}:{hi},{y1 + 1}:{y2}]",
+                    "CCDSEC": f"[{lo - chip * 2048 + 1}:{hi - chip * 2048},{y1 + 1}:{y2}]",
+                    "GAIN": GMOS_RAW_GAIN[gain],
+                }
+            )
+    primary["NEXTEND"] = len(extensions)
+    return _frame(primary, extensions, keywords, extension_keywords)
+
+
+def gmos_header(**options: Any) -> fits.Header:
+    """The primary header of :func:`gmos_frame` (same options)."""
+    return gmos_frame(**options)[0].header
+
+
+def gnirs_frame(
+    filename: str = "N20251123S0201.fits",
+    *,
+    obstype: str = "OBJECT",
+    obsclass: str = "science",
+    obj: str = "NGC 1068",
+    exptime: float = 10.0,
+    coadds: int = 3,
+    ut: datetime | None = None,
+    acquisition_mirror: bool = False,
+    slit: str = "0.30arcsec_G5530",
+    decker: str = "SCLong_G5534",
+    grating: str = "32/mmSB_G5533",
+    prism: str = "MIR_G5511",
+    gratwave_um: float = 2.2,
+    read_mode: tuple[int, int] = (16, 16),
+    detbias: float = 0.3,
+    filter1: str = "Open_G0000",
+    filter2: str = "K_G0518",
+    processed: str | None = None,
+    prepared: bool = False,
+    keywords: Mapping[str, Any] | None = None,
+    extension_keywords: Mapping[str, Any] | None = None,
+) -> fits.HDUList:
+    """A raw GNIRS frame: long-slit K spectrum by default (ACQMIR Out, prism MIR);
+    ``prism="SXD_G5536"`` is cross-dispersed, ``acquisition_mirror`` imaging. Read mode as
+    (LNRS, NDAVGS), well depth by DETBIAS (0.3 V shallow, 0.6 V deep), EXPTIME per coadd."""
+    primary = gemini_primary(
+        filename, "GNIRS", obstype=obstype, obsclass=obsclass, obj=obj, exptime=exptime, ut=ut
+    )
+    primary.update(
+        {
+            "COADDS": coadds,
+            "ACQMIR": "In" if acquisition_mirror else "Out",
+            "SLIT": slit,
+            "DECKER": decker,
+            "GRATING": grating,
+            "PRISM": prism,
+            "GRATWAVE": gratwave_um,
+            "LNRS": read_mode[0],
+            "NDAVGS": read_mode[1],
+            "DETBIAS": detbias,
+            "FILTER1": filter1,
+            "FILTER2": filter2,
+            "CAMERA": "ShortBlue_G5540",
+        }
+    )
+    primary.update(_processing(processed, prepared))
+    return _frame(primary, [{"EXTNAME": "SCI", "EXTVER": 1}], keywords, extension_keywords)
+
+
+def gnirs_header(**options: Any) -> fits.Header:
+    return gnirs_frame(**options)[0].header
+
+
+def niri_frame(
+    filename: str = "N20251123S0301.fits",
+    *,
+    obstype: str = "OBJECT",
+    obsclass: str = "science",
+    obj: str = "NGC 1068",
+    exptime: float = 20.0,
+    coadds: int = 2,
+    ut: datetime | None = None,
+    filters: tuple[str, str, str] = ("K_G0204", "open", "pupil38_G5236"),
+    fpmask: str = "f6-cam_G5208",
+    read_mode: tuple[int, int] = (1, 16),
+    well: str = "Shallow",
+    array_size: int = 1024,
+    altair: str | None = None,
+    processed: str | None = None,
+    prepared: bool = False,
+    keywords: Mapping[str, Any] | None = None,
+) -> fits.HDUList:
+    """A raw NIRI frame (data in the primary HDU, ``array_size`` square): imaging by default;
+    a grism in ``filters[2]`` (``"Kgrism_G5206"`` with ``fpmask="f6-2pix_G5211"``) makes a
+    long-slit spectrum. Well depth by A_VDDUC - A_VDET; ``altair`` ``"NGS"``/``"LGS"`` puts
+    the AO fold in (LGUSTAGE in for LGS)."""
+    primary = gemini_primary(
+        filename, "NIRI", obstype=obstype, obsclass=obsclass, obj=obj, exptime=exptime, ut=ut
+    )
+    primary.update(
+        {
+            "COADDS": coadds,
+            "FILTER1": filters[0],
+            "FILTER2": filters[1],
+            "FILTER3": filters[2],
+            "FPMASK": fpmask,
+            "CAMERA": "f6",
+            "LNRS": read_mode[0],
+            "NDAVGS": read_mode[1],
+            "A_VDDUC": -2.0,
+            "A_VDET": -2.0 - (-0.6 if well == "Shallow" else -0.87),
+        }
+    )
+    if altair is not None:
+        primary.update({"AOFOLD": "IN", "LGUSTAGE": "IN" if altair == "LGS" else "OUT"})
+    primary.update(_processing(processed, prepared))
+    merged = {**primary, **(keywords or {})}
+    hdu = fits.PrimaryHDU(np.zeros((array_size, array_size), dtype=np.int16))
+    for key, value in merged.items():
+        if value is not None:
+            hdu.header[key] = value
+    return fits.HDUList([hdu])
+
+
+def niri_header(**options: Any) -> fits.Header:
+    return niri_frame(**options)[0].header
+
+
+def f2_frame(
+    filename: str = "S20251123S0401.fits",
+    *,
+    obstype: str = "OBJECT",
+    obsclass: str = "science",
+    obj: str = "NGC 1068",
+    exptime: float = 60.0,
+    ut: datetime | None = None,
+    filter1: str = "Open",
+    filter2: str = "J_G0802",
+    grism: str = "Open",
+    mospos: str = "Open",
+    decker: str = "Open",
+    grwlen_um: float = 1.25,
+    lnrs: int = 4,
+    old_filter_keywords: bool = False,
+    processed: str | None = None,
+    prepared: bool = False,
+    keywords: Mapping[str, Any] | None = None,
+) -> fits.HDUList:
+    """A raw F2 frame: J imaging by default; ``grism="JH_G5801"`` with ``mospos="2pix-slit"``
+    and ``decker="Long_slit"`` a long-slit spectrum. ``old_filter_keywords`` writes the
+    pre-2010 FILT1POS/FILT2POS instead of FILTER1/FILTER2."""
+    primary = gemini_primary(
+        filename, "F2", obstype=obstype, obsclass=obsclass, obj=obj, exptime=exptime, ut=ut
+    )
+    names = ("FILT1POS", "FILT2POS") if old_filter_keywords else ("FILTER1", "FILTER2")
+    primary.update(
+        {
+            names[0]: filter1,
+            names[1]: filter2,
+            "GRISM": grism,
+            "MOSPOS": mospos,
+            "DECKER": decker,
+            "GRWLEN": grwlen_um,
+            "LNRS": lnrs,
+            "LYOT": "f/16_G5830",
+        }
+    )
+    primary.update(_processing(processed, prepared))
+    return _frame(primary, [{"EXTNAME": "SCI", "EXTVER": 1}], keywords, None)
+
+
+def f2_header(**options: Any) -> fits.Header:
+    return f2_frame(**options)[0].header
+
+
+def gsaoi_frame(
+    filename: str = "S20251123S0501.fits",
+    *,
+    obstype: str = "OBJECT",
+    obsclass: str = "science",
+    obj: str = "NGC 1068",
+    exptime: float = 30.0,
+    coadds: int = 1,
+    ut: datetime | None = None,
+    filter1: str = "Kshort_G1107",
+    filter2: str = "Open",
+    lnrs: int = 8,
+    lgs: bool = True,
+    processed: str | None = None,
+    prepared: bool = False,
+    keywords: Mapping[str, Any] | None = None,
+) -> fits.HDUList:
+    """A raw GSAOI frame: four arrays (ARRAYID), behind GeMS with the laser loop closed unless
+    ``lgs`` is False; read mode by LNRS (2, 8, 16)."""
+    primary = gemini_primary(
+        filename, "GSAOI", obstype=obstype, obsclass=obsclass, obj=obj, exptime=exptime, ut=ut
+    )
+    primary.update(
+        {
+            "COADDS": coadds,
+            "FILTER1": filter1,
+            "FILTER2": filter2,
+            "LNRS": lnrs,
+            "DETECTOR": "GSAOI",
+            "LGSLOOP": "CLOSED" if lgs else "OPEN",
+            "AOFOLD": "IN",
+        }
+    )
+    primary.update(_processing(processed, prepared))
+    arrays = ("H2RG-032-074", "H2RG-032-064", "H2RG-032-071", "H2RG-032-061")
+    extensions = [{"EXTNAME": "SCI", "EXTVER": i + 1, "ARRAYID": a} for i, a in enumerate(arrays)]
+    return _frame(primary, extensions, keywords, None)
+
+
+def gsaoi_header(**options: Any) -> fits.Header:
+    return gsaoi_frame(**options)[0].header
+
+
+def ghost_frame(
+    filename: str = "S20251123S0601.fits",
+    *,
+    obstype: str = "OBJECT",
+    obsclass: str = "science",
+    obj: str = "HD 12345",
+    exptime: float = 300.0,
+    ut: datetime | None = None,
+    resolution: str = "STD",
+    read_mode: int = 1,
+    blue_binning: tuple[int, int] = (1, 2),
+    red_binning: tuple[int, int] = (1, 2),
+    gain: float = 0.6,
+    arm_time_only: bool = True,
+    processed: str | None = None,
+    keywords: Mapping[str, Any] | None = None,
+) -> fits.HDUList:
+    """A raw GHOST bundle: a minimal primary header (observation keywords; its DATE-OBS only
+    when ``arm_time_only`` is False), then for each arm a header-only nascent primary header
+    (CAMERA, NAMPS, SMPNAME, READMODE, DATE-OBS/UTSTART) and four amplifier extensions
+    (AMPNAME, DETSEC, CCDSUM, GAIN), then a slit-viewer image."""
+    primary = gemini_primary(
+        filename, "GHOST", obstype=obstype, obsclass=obsclass, obj=obj, exptime=exptime, ut=ut
+    )
+    arm_keys = {k: primary[k] for k in ("DATE-OBS", "TIME-OBS", "UT")}
+    if arm_time_only:
+        for key in arm_keys:
+            primary.pop(key)
+    for key in ("LT",):
+        primary.pop(key)
+    if processed is not None:
+        primary.update({"GEM-TLM": "2025-11-24T10:00:00", "PRSLITBI": "2025-11-24T10:00:00"})
+    smpname = {"STD": "LO_ONLY", "HIGH": "HI_ONLY"}[resolution]
+    extensions: list[dict[str, Any]] = []
+    for arm, (xbin, ybin) in (("BLUE", blue_binning), ("RED", red_binning)):
+        extensions.append(
+            {
+                "_no_data": True,
+                "CAMERA": arm,
+                "NAMPS": 4,
+                "SMPNAME": smpname,
+                "READMODE": read_mode,
+                "UTSTART": arm_keys["UT"],
+                **arm_keys,
+            }
+        )
+        for amp in range(4):
+            x0, y0 = (amp % 2) * 2048, (amp // 2) * 2048
+            extensions.append(
+                {
+                    "EXTNAME": "SCI",
+                    "AMPNAME": f"{arm.lower()}-{amp + 1}",
+                    "DETSEC": f"[{x0 + 1}:{x0 + 2048},{y0 + 1}:{y0 + 2048}]",
+                    "CCDSUM": f"{xbin} {ybin}",
+                    "GAIN": gain,
+                }
+            )
+    extensions.append({"CAMERA": "SLITV", "NAMPS": 1, "EXTNAME": "SCI", "CCDSUM": "2 2"})
+    return _frame(primary, extensions, keywords, None)
+
+
+def ghost_header(**options: Any) -> fits.Header:
+    return ghost_frame(**options)[0].header
+
+
+def igrins2_frame(
+    filename: str = "N20251123S0701.fits",
+    *,
+    obstype: str = "OBJECT",
+    obsclass: str = "science",
+    obj: str = "HD 12345",
+    exptime: float = 60.0,
+    ut: datetime | None = None,
+    band: str = "K",
+    nsamp: int = 16,
+    lamp: tuple[str, str] | None = None,
+    processed: str | None = None,
+    prepared: bool = False,
+    keywords: Mapping[str, Any] | None = None,
+) -> fits.HDUList:
+    """A raw IGRINS-2 frame of one band (FILTER H or K), its time as the ISO date-time
+    UTSTART (no DATE-OBS/TIME-OBS), Fowler samples NSAMP; ``lamp`` (GCALLAMP, GCALSHUT)."""
+    primary = gemini_primary(
+        filename, "IGRINS-2", obstype=obstype, obsclass=obsclass, obj=obj, exptime=exptime, ut=ut
+    )
+    start = f"{primary.pop('DATE-OBS')}T{primary.pop('TIME-OBS')}"
+    primary.pop("UT")
+    primary.update({"UTSTART": start, "FILTER": band, "NSAMP": nsamp})
+    if lamp is not None:
+        primary.update({"GCALLAMP": lamp[0], "GCALSHUT": lamp[1]})
+    primary.update(_processing(processed, prepared))
+    return _frame(primary, [{"EXTNAME": "SCI", "EXTVER": 1}], keywords, None)
+
+
+def igrins2_header(**options: Any) -> fits.Header:
+    return igrins2_frame(**options)[0].header
+
+
+INSTRUMENT_FRAMES = {
+    "GMOS-N": lambda **o: gmos_frame("N20251123S0101.fits", **o),
+    "GMOS-S": lambda **o: gmos_frame("S20251123S0101.fits", **o),
+    "GNIRS": gnirs_frame,
+    "NIRI": niri_frame,
+    "F2": f2_frame,
+    "GSAOI": gsaoi_frame,
+    "GHOST": ghost_frame,
+    "IGRINS-2": igrins2_frame,
+}
+
+
+def write_frame(dest_dir: Path, hdulist: fits.HDUList, filename: str) -> Path:
+    """Write a generated frame under ``filename`` (``.bz2``: compressed) in ``dest_dir``."""
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    data = _hdulist_bytes(hdulist)
+    target = dest_dir / filename
+    target.write_bytes(bz2.compress(data) if filename.endswith(".bz2") else data)
+    return target
+
+
 # -- a generated GMOS-S night for calibration association --------------------------------------
 
 NIGHT = datetime(2025, 11, 23)
-_AMPS = {"Full Frame": "'BI5-36-4k-2':[1:2048,1:4224]+'BI11-33-4k-1':[1:2048,1:4224]",
-         "Central Spectrum": "'BI5-36-4k-2':[1:2048,1792:2432]+'BI11-33-4k-1':[1:2048,1792:2432]"}
+
+
+def _amps(rows: str) -> str:
+    """GMOS-S amp_read_area as the descriptors give it: every amplifier of the three chips."""
+    chips = ("BI5-36-4k-2", "BI11-33-4k-1", "BI12-34-4k-1")
+    areas = [
+        f"'{chip}, {amp + 1}':[{c * 2048 + amp * 512 + 1}:{c * 2048 + amp * 512 + 512},{rows}]"
+        for c, chip in enumerate(chips)
+        for amp in range(4)
+    ]
+    return "+".join(sorted(areas))
+
+
+_AMPS = {"Full Frame": _amps("1:4224"), "Central Spectrum": _amps("1625:2648")}
+_TYPES = {
+    "OBJECT": "GMOS GMOS_S LS RAW SCIENCE SPECT UNPREPARED",
+    "BIAS": "BIAS CAL GMOS GMOS_S RAW UNPREPARED",
+    "FLAT": "CAL FLAT GCALFLAT GMOS GMOS_S LS RAW SPECT UNPREPARED",
+    "ARC": "ARC CAL GMOS GMOS_S LS RAW SPECT UNPREPARED",
+}
 _NIGHT_COMMON: dict[str, Any] = {
     "instrument": "GMOS-S",
     "observation_class": "science",
@@ -431,7 +975,7 @@ def _night_frame(
         detector_binning=binning,
         detector_roi_setting=roi,
         amp_read_area=_AMPS[roi],
-        types=f"{obstype} GMOS SOUTH RAW SPECT LS" + (" CAL" if obstype != "OBJECT" else ""),
+        types=_TYPES[obstype],
     )
     if obstype != "OBJECT":
         fields.update(observation_class="dayCal", object=obstype, exposure_time=1.0)
@@ -439,10 +983,9 @@ def _night_frame(
         fields.update(
             exposure_time=0.0,
             spectroscopy=False,
-            mode="imaging",
+            mode=None,
             disperser="MIRROR",
             focal_plane_mask="Imaging",
-            types="BIAS GMOS SOUTH RAW CAL",
         )
     fields.update(extra)
     return name, fields
@@ -485,31 +1028,28 @@ def night_name(number: int) -> str:
 
 
 def write_night_frame(dest_dir: Path, name: str, fields: Mapping[str, Any]) -> Path:
-    """A small raw file with the keywords a GMOS descriptor layer reads for ``fields``."""
+    """The night's frame as a raw GMOS file (:func:`gmos_frame`) whose descriptors give
+    ``fields``."""
     x, y = (int(n) for n in fields["detector_binning"].split("x"))
     wavelength = fields["central_wavelength"]
-    nanometres = None if wavelength is None else round(wavelength * 1000, 3)
-    header: dict[str, Any] = observatory_header(
+    hdus = gmos_frame(
         name,
-        program_id=fields["program_id"],
-        instrument=fields["instrument"],
+        binning=(x, y),
+        roi=fields["detector_roi_setting"],
+        read_speed=fields["detector_readmode"],
+        gain=fields["detector_gain_setting"],
         obstype=fields["observation_type"],
         obsclass=fields["observation_class"],
         obj=fields["object"],
+        filter1=fields["filter_name"] if fields["filter_name"] != "open" else "open1-6",
+        grating=fields["disperser"],
+        central_wavelength_nm=None if wavelength is None else round(wavelength * 1000, 3),
+        maskname=fields["focal_plane_mask"],
         exptime=fields["exposure_time"],
         ut=fields["ut_datetime"],
+        keywords={"DATALAB": fields["data_label"], "GEMPRGID": fields["program_id"]},
     )
-    header.update(
-        DATALAB=fields["data_label"],
-        FILTER1=fields["filter_name"],
-        FILTER2="open2-8",
-        GRATING=fields["disperser"],
-        MASKNAME=fields["focal_plane_mask"],
-        MASKTYP=1,
-        CENTWAVE=nanometres,
-        GRWLEN=nanometres,
-        AMPINTEG=5000 if fields["detector_readmode"] == "slow" else 1000,
-        GAINSET=fields["detector_gain_setting"],
-        DETROI="Full Frame" if fields["detector_roi_setting"] == "Full Frame" else "CentSpec",
-    )
-    return make_observatory_file(dest_dir, name, extensions=2, binning=(x, y), header=header)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    target = dest_dir / name
+    hdus.writeto(target, overwrite=True)
+    return target

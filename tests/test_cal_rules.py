@@ -54,7 +54,8 @@ def test_gmos_bias_matches_binning_read_mode_gain_and_amplifiers() -> None:
 
 
 def test_gmos_small_roi_takes_calibrations_holding_its_amplifiers() -> None:
-    science = frame(101, detector_roi_setting="Custom", amp_read_area="'BI5-36-4k-2':[1:2048")
+    one_amp = "'BI5-36-4k-2, 1':[1:512,1:4224]"
+    science = frame(101, detector_roi_setting="Custom", amp_read_area=one_amp)
     assert failed_fields("bias", science, frame(11)) == []  # the full frame contains it
     assert failed_fields("bias", science, frame(11, amp_read_area="'BI1-1'")) == ["amp_read_area"]
 

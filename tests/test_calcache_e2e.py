@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from fits_storage.cli import add_to_calcache_queue
@@ -27,8 +27,7 @@ from tests.fitsdata import GMOS_NIGHT, LATE_BIAS, night_name, write_night_frame
 from tests.processes import environ_for
 from tests.test_web import ServerThread
 
-# The descriptor columns the rules read (orm/file.py's temporary block until the descriptors
-# branch fills them at ingest).
+# The descriptor columns the GMOS rules read, as ingest computes them.
 DESCRIPTORS = (
     "types",
     "reduction",
@@ -39,6 +38,9 @@ DESCRIPTORS = (
     "detector_readmode",
     "detector_gain_setting",
     "amp_read_area",
+    "detector_binning",
+    "filter_name",
+    "disperser",
 )
 
 
@@ -65,22 +67,17 @@ def ingest(config: Config, factory: sessionmaker[Session], frames: dict) -> None
         session.commit()
     done = run(config, "service_ingest_queue", "--empty")
     assert done.returncode == 0, done.stderr
-    fill_missing_descriptors(factory, frames)
+    check_descriptors(factory, frames)
 
 
-def fill_missing_descriptors(factory: sessionmaker[Session], frames: dict) -> None:
-    """Until ingest computes the descriptor columns (the descriptors branch), set those it
-    left NULL from the night's table; a column ingest filled is left as it is."""
+def check_descriptors(factory: sessionmaker[Session], frames: dict) -> None:
+    """Ingest computed the fields the night's table (and so the expectations) assume."""
     with factory() as session:
         for name, fields in frames.items():
-            hid = header_id(session, name)
-            for column in DESCRIPTORS:
-                session.execute(
-                    update(Header)
-                    .where(Header.id == hid, getattr(Header, column).is_(None))
-                    .values({column: fields[column]})
-                )
-        session.commit()
+            row = session.get(Header, header_id(session, name))
+            got = {column: getattr(row, column) for column in DESCRIPTORS}
+            assert got == {column: fields[column] for column in DESCRIPTORS}, name
+            assert row.central_wavelength == pytest.approx(fields["central_wavelength"])
 
 
 def waiting(factory: sessionmaker[Session]) -> set[str]:

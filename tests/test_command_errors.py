@@ -31,6 +31,7 @@ COMMANDS = {
     "fits_storage_user": ["list"],
     "service_preview_queue": ["--empty"],
     "add_to_preview_queue": [],
+    "reingest_headers": ["--all"],
     "service_calcache_queue": ["--empty"],
     "add_to_calcache_queue": [],
 }

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 import sys
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from fits_storage.cli.common import load_config_or_exit, open_database, setup_console_logging
-from fits_storage.export import ExportSelection, queue_exports
+from fits_storage.export import queue_exports
 from fits_storage.queues import get_queue
-from fits_storage.scan import special_dates_regex, special_value_warning
+from fits_storage.scan import SelectionError
+from fits_storage.scan.present import (
+    PresentSelection,
+    add_selection_arguments,
+    report_missing,
+    selection_terms,
+)
 from fits_storage.service.worker import one_line
 
 COMMAND = "add_to_export_queue"
@@ -25,15 +30,9 @@ def parser() -> argparse.ArgumentParser:
         "destination. A file already waiting for a destination is not queued twice; one already "
         "at the destination with the same data md5 is not sent again.",
     )
-    p.add_argument(
-        "--file-re",
-        help="regular expression searched in the file name (or today, twoday, fourday, tenday, "
-        "twentyday: the last N UT dates)",
+    add_selection_arguments(
+        p, "only files under this path in storage_root ('' for the top)", lastdays=False
     )
-    p.add_argument(
-        "--filename", action="append", default=[], help="exact file name (may be repeated)"
-    )
-    p.add_argument("--path", help="only files under this path in storage_root ('' for the top)")
     p.add_argument(
         "--destination",
         action="append",
@@ -74,13 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     try:
-        pattern = _compile(args.file_re)
-    except re.error as exc:
-        print(f"add_to_export_queue: bad --file-re {args.file_re!r}: {exc}", file=sys.stderr)
+        selection = PresentSelection(**selection_terms(args, logging.getLogger(COMMAND)))
+    except SelectionError as exc:
+        print(f"{COMMAND}: {exc}", file=sys.stderr)
         return 2
-    if args.file_re and (warning := special_value_warning(args.file_re)):
-        logging.getLogger(COMMAND).warning("%s", warning)
-    selection = ExportSelection(tuple(args.filename), pattern, args.path)
     engine, sessions = open_database(config, COMMAND)
     try:
         with sessions() as session:
@@ -104,17 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         f"queued, {wanted - added if not args.dry_run else 0} already waiting"
         + (" (dry run)" if args.dry_run else "")
     )
-    if args.filename:
-        missing = set(args.filename) - {name for name, _ in files}
-        for name in sorted(missing):
-            print(f"add_to_export_queue: {name}: no present file of that name", file=sys.stderr)
+    report_missing(COMMAND, args.filename, files, "")
     return 0
-
-
-def _compile(file_re: str | None) -> re.Pattern[str] | None:
-    if not file_re:
-        return None
-    return re.compile(special_dates_regex(file_re) or file_re)
 
 
 if __name__ == "__main__":

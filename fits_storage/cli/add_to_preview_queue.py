@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
-import re
 import sys
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -13,8 +11,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from fits_storage.cli.common import load_config_or_exit, open_database, setup_console_logging
 from fits_storage.preview.selection import PreviewSelection, queue_previews
 from fits_storage.queues import get_queue
-from fits_storage.scan import special_value_warning
-from fits_storage.scan.present import compile_file_re
+from fits_storage.scan import SelectionError
+from fits_storage.scan.present import (
+    add_selection_arguments,
+    report_missing,
+    selection_terms,
+)
 from fits_storage.service.worker import one_line
 
 COMMAND = "add_to_preview_queue"
@@ -29,18 +31,7 @@ def parser() -> argparse.ArgumentParser:
         epilog="Examples: add_to_preview_queue --lastdays=2  |  add_to_preview_queue "
         "--file-re=N2025112 --force  |  add_to_preview_queue --filename=N20251123S0042.fits",
     )
-    p.add_argument(
-        "--file-re",
-        help="regular expression searched in the file name (or today, twoday, fourday, tenday, "
-        "twentyday: the last N UT dates)",
-    )
-    p.add_argument(
-        "--filename", action="append", default=[], help="exact file name (may be repeated)"
-    )
-    p.add_argument("--path", help="only files under this path ('' for the top)")
-    p.add_argument(
-        "--lastdays", type=float, metavar="N", help="only files ingested in the last N days"
-    )
+    add_selection_arguments(p, "only files under this path ('' for the top)")
     p.add_argument(
         "--force", action="store_true", help="make the previews again even where they exist"
     )
@@ -51,20 +42,13 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     setup_console_logging(args.debug)
-    if args.lastdays is not None and not (0 < args.lastdays < math.inf):
-        print(f"{COMMAND}: --lastdays must be a positive number of days", file=sys.stderr)
-        return 2
     try:
-        pattern = _compile(args.file_re)
-    except re.error as exc:
-        print(f"{COMMAND}: bad --file-re {args.file_re!r}: {exc}", file=sys.stderr)
+        terms = selection_terms(args, logging.getLogger(COMMAND))
+    except SelectionError as exc:
+        print(f"{COMMAND}: {exc}", file=sys.stderr)
         return 2
     config = load_config_or_exit(COMMAND)
-    if args.file_re and (warning := special_value_warning(args.file_re)):
-        logging.getLogger(COMMAND).warning("%s", warning)
-    selection = PreviewSelection(
-        tuple(args.filename), pattern, args.path, args.lastdays, args.force
-    )
+    selection = PreviewSelection(**terms, force=args.force)
     engine, sessions = open_database(config, COMMAND)
     try:
         with sessions() as session:
@@ -80,16 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{COMMAND}: {len(files)} file(s) selected: {added} queued, "
         f"{len(files) - added} already waiting"
     )
-    if args.filename:
-        missing = set(args.filename) - {name for name, _ in files}
-        for name in sorted(missing):
-            reason = "" if args.force else " needing a preview (--force to redo)"
-            print(f"{COMMAND}: {name}: no present file of that name{reason}", file=sys.stderr)
+    reason = "" if args.force else " needing a preview (--force to redo)"
+    report_missing(COMMAND, args.filename, files, reason)
     return 0
-
-
-def _compile(file_re: str | None) -> re.Pattern[str] | None:
-    return compile_file_re(file_re)
 
 
 if __name__ == "__main__":

@@ -13,9 +13,9 @@ import sys
 
 from fits_storage.cli.common import (
     EXIT_FAILURE,
-    load_config_or_exit,
+    add_cron_arguments,
     open_database,
-    setup_command_logging,
+    start_cron_command,
 )
 from fits_storage.queues.checks import queue_problems
 
@@ -25,21 +25,13 @@ log = logging.getLogger(COMMAND)
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=COMMAND, description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--debug", action="store_true", help="log at DEBUG level")
-    parser.add_argument(
-        "--demon",
-        action="store_true",
-        help="for cron: nothing on the terminal; findings go to the log file (and the mail)",
-    )
+    add_cron_arguments(parser, "findings go (and the mail)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    config = load_config_or_exit(COMMAND)
-    setup_command_logging(
-        config.log_dir, COMMAND, debug=args.debug, demon=args.demon, alerts=config
-    )
+    config = start_cron_command(COMMAND, args)
     engine, session_factory = open_database(config, COMMAND)
     try:
         with session_factory() as session:

@@ -95,3 +95,23 @@ def setup_command_logging(
         handlers.append(console)
     add_alerts(handlers, alerts)
     install_handlers(handlers, command, debug=debug)
+
+
+def add_cron_arguments(parser: argparse.ArgumentParser, demon_output: str) -> None:
+    """--debug and --demon, as every command run from cron has them; ``demon_output`` says
+    what goes to the log file instead of the terminal."""
+    parser.add_argument("--debug", action="store_true", help="log at DEBUG level")
+    parser.add_argument(
+        "--demon",
+        action="store_true",
+        help=f"for cron: nothing on the terminal; {demon_output} to the log file",
+    )
+
+
+def start_cron_command(command: str, args: argparse.Namespace) -> Config:
+    """The configuration, with logging to ``<log_dir>/<command>.log`` and alerts installed."""
+    config = load_config_or_exit(command)
+    setup_command_logging(
+        config.log_dir, command, debug=args.debug, demon=args.demon, alerts=config
+    )
+    return config

@@ -8,7 +8,11 @@ import logging
 import sys
 from pathlib import Path
 
-from fits_storage.cli.common import EXIT_FAILURE, load_config_or_exit, setup_command_logging
+from fits_storage.cli.common import (
+    EXIT_FAILURE,
+    add_cron_arguments,
+    start_cron_command,
+)
 from fits_storage.curation.backup import BackupError, backup_database
 
 COMMAND = "database_backup"
@@ -50,21 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print what would be dumped and pruned; write and delete nothing",
     )
-    parser.add_argument("--debug", action="store_true", help="log at DEBUG level")
-    parser.add_argument(
-        "--demon",
-        action="store_true",
-        help="for cron: nothing on the terminal; the result goes to the log file",
-    )
+    add_cron_arguments(parser, "the result goes")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    config = load_config_or_exit(COMMAND)
-    setup_command_logging(
-        config.log_dir, COMMAND, debug=args.debug, demon=args.demon, alerts=config
-    )
+    config = start_cron_command(COMMAND, args)
     directory = args.dir or config.database_backup_dir
     keep = args.keep or config.database_backup_keep
     try:

@@ -15,6 +15,7 @@ import sys
 from fits_storage.cli.common import (
     EXIT_FAILURE,
     EXIT_USAGE,
+    add_cron_arguments,
     fail,
     load_config_or_exit,
     open_database,
@@ -76,12 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="ask the archive and report what would be deleted; delete nothing",
     )
-    parser.add_argument("--debug", action="store_true", help="log at DEBUG level")
-    parser.add_argument(
-        "--demon",
-        action="store_true",
-        help="for cron: nothing on the terminal; decisions and the summary go to the log file",
-    )
+    add_cron_arguments(parser, "decisions and the summary go")
     return parser
 
 

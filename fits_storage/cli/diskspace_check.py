@@ -15,8 +15,8 @@ from pathlib import Path
 from fits_storage.cli.common import (
     EXIT_FAILURE,
     EXIT_USAGE,
-    load_config_or_exit,
-    setup_command_logging,
+    add_cron_arguments,
+    start_cron_command,
 )
 from fits_storage.config import parse_key
 from fits_storage.curation.diskspace import (
@@ -81,21 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="report only: a shortfall is logged as a warning, not a CRITICAL alert "
         "(the exit status is the same)",
     )
-    parser.add_argument("--debug", action="store_true", help="log at DEBUG level")
-    parser.add_argument(
-        "--demon",
-        action="store_true",
-        help="for cron: nothing on the terminal; results go to the log file",
-    )
+    add_cron_arguments(parser, "results go")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    config = load_config_or_exit(COMMAND)
-    setup_command_logging(
-        config.log_dir, COMMAND, debug=args.debug, demon=args.demon, alerts=config
-    )
+    config = start_cron_command(COMMAND, args)
     threshold = Threshold(
         config.diskspace_min_free if args.min_free is None else args.min_free,
         config.diskspace_min_free_percent

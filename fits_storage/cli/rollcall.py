@@ -13,9 +13,9 @@ import sys
 
 from fits_storage.cli.common import (
     EXIT_FAILURE,
-    load_config_or_exit,
+    add_cron_arguments,
     open_database,
-    setup_command_logging,
+    start_cron_command,
 )
 from fits_storage.ingest.rollcall import TooManyMissing, rollcall
 from fits_storage.storage import StorageError, get_store
@@ -53,21 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="with more than N files missing, mark none and exit 1: an unmounted disk or a "
         "wrong bucket looks like every file gone (default: %(default)s)",
     )
-    parser.add_argument("--debug", action="store_true", help="log at DEBUG level")
-    parser.add_argument(
-        "--demon",
-        action="store_true",
-        help="for cron: nothing on the terminal; findings and the summary go to the log file",
-    )
+    add_cron_arguments(parser, "findings and the summary go")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    config = load_config_or_exit(COMMAND)
-    setup_command_logging(
-        config.log_dir, COMMAND, debug=args.debug, demon=args.demon, alerts=config
-    )
+    config = start_cron_command(COMMAND, args)
     engine, session_factory = open_database(config, COMMAND)
     try:
         result = rollcall(

@@ -18,7 +18,7 @@ from fits_storage.export.exporter import (
     present_diskfile,
     remote_name_for,
 )
-from fits_storage.export.selection import ExportSelection, queue_exports
+from fits_storage.export.selection import queue_exports
 from fits_storage.export.spool import BZ2_LEVEL, Payload, bz2_chunks, spool_compressed
 
 __all__ = [
@@ -30,7 +30,6 @@ __all__ = [
     "DestinationRefused",
     "DestinationUnavailable",
     "ExportFailed",
-    "ExportSelection",
     "ExportSettings",
     "Exporter",
     "Outcome",

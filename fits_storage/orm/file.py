@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, time
 
 from sqlalchemy import (
     BigInteger,
@@ -14,6 +14,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    Time,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -73,9 +74,18 @@ class DiskFile(Base):
 
 
 class Header(Base):
-    """The observatory metadata of one diskfile; a missing or malformed keyword is NULL."""
+    """The observatory metadata of one diskfile; a missing or malformed keyword is NULL.
+
+    One wide row for every instrument (docs/descriptors.md): the fields calibration rules
+    match on are columns here, and ``ix_header_calibration`` serves every instrument's rules.
+    """
 
     __tablename__ = "header"
+    __table_args__ = (
+        Index(
+            "ix_header_calibration", "instrument", "observation_type", "reduction", "ut_datetime"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     diskfile_id: Mapped[int] = mapped_column(ForeignKey("diskfile.id"), unique=True)
@@ -102,26 +112,28 @@ class Header(Base):
     science_verification: Mapped[bool | None] = mapped_column(Boolean)
     calibration_program: Mapped[bool | None] = mapped_column(Boolean)
     notes: Mapped[str | None] = mapped_column(Text)
-    # TEMPORARY (branch calib): the descriptor columns calibration association reads, named as
-    # the descriptors branch's contract; migration 0008 adds them. Drop this block and 0008's
-    # header part at merge, keeping the descriptors branch's definitions.
+    # computed by fits_storage.descriptors (migration 0007)
     types: Mapped[str | None] = mapped_column(Text)
-    reduction: Mapped[str | None] = mapped_column(String(40))
+    reduction: Mapped[str | None] = mapped_column(String(40), index=True)
+    site: Mapped[str | None] = mapped_column(String(20))
+    local_time: Mapped[time | None] = mapped_column(Time)
+    coadds: Mapped[int | None] = mapped_column(Integer)
     focal_plane_mask: Mapped[str | None] = mapped_column(String(80))
-    mode: Mapped[str | None] = mapped_column(String(16))
+    wavelength_band: Mapped[str | None] = mapped_column(String(20))
+    mode: Mapped[str | None] = mapped_column(String(20))
     spectroscopy: Mapped[bool | None] = mapped_column(Boolean)
-    detector_roi_setting: Mapped[str | None] = mapped_column(String(80))
+    detector_roi_setting: Mapped[str | None] = mapped_column(String(40))
     detector_readmode: Mapped[str | None] = mapped_column(String(40))
-    detector_gain_setting: Mapped[str | None] = mapped_column(String(40))
+    detector_gain_setting: Mapped[str | None] = mapped_column(String(20))
+    detector_welldepth: Mapped[str | None] = mapped_column(String(20))
     amp_read_area: Mapped[str | None] = mapped_column(Text)
     nod_and_shuffle: Mapped[bool | None] = mapped_column(Boolean)
-    coadds: Mapped[int | None] = mapped_column(Integer)
-
-    __table_args__ = (
-        Index(
-            "ix_header_calibration", "instrument", "observation_type", "reduction", "ut_datetime"
-        ),
-    )
+    adaptive_optics: Mapped[bool | None] = mapped_column(Boolean)
+    laser_guide_star: Mapped[bool | None] = mapped_column(Boolean)
+    raw_iq: Mapped[str | None] = mapped_column(String(8))
+    raw_cc: Mapped[str | None] = mapped_column(String(8))
+    raw_wv: Mapped[str | None] = mapped_column(String(8))
+    raw_bg: Mapped[str | None] = mapped_column(String(8))
 
     diskfile: Mapped[DiskFile] = relationship(back_populates="header")
 

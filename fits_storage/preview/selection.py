@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import Select, exists
 from sqlalchemy.orm import Session
@@ -15,19 +14,17 @@ from fits_storage.scan.present import PresentSelection
 
 @dataclass(frozen=True)
 class PreviewSelection(PresentSelection):
-    """Present files as ``PresentSelection`` chooses them. Without ``force`` only versions
-    with no preview (and no note saying why none) are selected."""
+    """Without ``force`` only versions with no preview (and no note saying why none)."""
 
     force: bool = False
 
-    def query(self) -> Select[Any]:
-        query = super().query()
-        if not self.force:
-            query = query.where(
-                ~exists().where(Preview.diskfile_id == DiskFile.id),
-                ~exists().where(PreviewNote.diskfile_id == DiskFile.id),
-            )
-        return query
+    def restrict(self, query: Select) -> Select:
+        if self.force:
+            return query
+        return query.where(
+            ~exists().where(Preview.diskfile_id == DiskFile.id),
+            ~exists().where(PreviewNote.diskfile_id == DiskFile.id),
+        )
 
 
 def queue_previews(
