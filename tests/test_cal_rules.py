@@ -330,3 +330,14 @@ def test_requeue_skips_frames_whose_kept_calibrations_are_all_closer(session: Se
     # (31, four hours later than this one) is farther
     requeued = {f.filename for f in frames_to_requeue(session, frame_of(session, near.id))}
     assert requeued == {night_name(24), night_name(101), night_name(21)}
+
+
+def test_processed_calibrations_are_found_by_reduction_state() -> None:
+    science = frame(101)
+    processed_bias = frame(11, reduction="PROCESSED_BIAS")
+    assert failed_fields("processed_bias", science, processed_bias) == []
+    assert failed_fields("processed_bias", science, frame(11)) == ["reduction"]
+    assert failed_fields("bias", science, processed_bias) == ["reduction"]
+    twilight_flat = frame(21, reduction="PROCESSED_FLAT", observation_type="OBJECT")
+    assert failed_fields("processed_flat", science, twilight_flat) == []
+    assert failed_fields("processed_flat", science, frame(21, reduction="PROCESSED_FLAT")) == []
