@@ -912,11 +912,30 @@ def write_frame(dest_dir: Path, hdulist: fits.HDUList, filename: str) -> Path:
     target.write_bytes(bz2.compress(data) if filename.endswith(".bz2") else data)
     return target
 
+
 # -- a generated GMOS-S night for calibration association --------------------------------------
 
 NIGHT = datetime(2025, 11, 23)
-_AMPS = {"Full Frame": "'BI5-36-4k-2':[1:2048,1:4224]+'BI11-33-4k-1':[1:2048,1:4224]",
-         "Central Spectrum": "'BI5-36-4k-2':[1:2048,1792:2432]+'BI11-33-4k-1':[1:2048,1792:2432]"}
+
+
+def _amps(rows: str) -> str:
+    """GMOS-S amp_read_area as the descriptors give it: every amplifier of the three chips."""
+    chips = ("BI5-36-4k-2", "BI11-33-4k-1", "BI12-34-4k-1")
+    areas = [
+        f"'{chip}, {amp + 1}':[{c * 2048 + amp * 512 + 1}:{c * 2048 + amp * 512 + 512},{rows}]"
+        for c, chip in enumerate(chips)
+        for amp in range(4)
+    ]
+    return "+".join(sorted(areas))
+
+
+_AMPS = {"Full Frame": _amps("1:4224"), "Central Spectrum": _amps("1625:2648")}
+_TYPES = {
+    "OBJECT": "GMOS GMOS_S LS RAW SCIENCE SPECT UNPREPARED",
+    "BIAS": "BIAS CAL GMOS GMOS_S RAW UNPREPARED",
+    "FLAT": "CAL FLAT GCALFLAT GMOS GMOS_S LS RAW SPECT UNPREPARED",
+    "ARC": "ARC CAL GMOS GMOS_S LS RAW SPECT UNPREPARED",
+}
 _NIGHT_COMMON: dict[str, Any] = {
     "instrument": "GMOS-S",
     "observation_class": "science",
@@ -956,7 +975,7 @@ def _night_frame(
         detector_binning=binning,
         detector_roi_setting=roi,
         amp_read_area=_AMPS[roi],
-        types=f"{obstype} GMOS SOUTH RAW SPECT LS" + (" CAL" if obstype != "OBJECT" else ""),
+        types=_TYPES[obstype],
     )
     if obstype != "OBJECT":
         fields.update(observation_class="dayCal", object=obstype, exposure_time=1.0)
@@ -964,10 +983,9 @@ def _night_frame(
         fields.update(
             exposure_time=0.0,
             spectroscopy=False,
-            mode="imaging",
+            mode=None,
             disperser="MIRROR",
             focal_plane_mask="Imaging",
-            types="BIAS GMOS SOUTH RAW CAL",
         )
     fields.update(extra)
     return name, fields
@@ -1010,13 +1028,11 @@ def night_name(number: int) -> str:
 
 
 def write_night_frame(dest_dir: Path, name: str, fields: Mapping[str, Any]) -> Path:
-    """The night's frame ``name`` as GMOS-S writes it (``gmos_frame``), so that ingest's
-    descriptors compute ``fields`` from the keywords."""
+    """The night's frame as a raw GMOS file (:func:`gmos_frame`) whose descriptors give
+    ``fields``."""
     x, y = (int(n) for n in fields["detector_binning"].split("x"))
     wavelength = fields["central_wavelength"]
-    spectrum = fields["disperser"] != "MIRROR"
-    program, observation = fields["program_id"], fields["data_label"].rsplit("-", 1)[0]
-    hdulist = gmos_frame(
+    hdus = gmos_frame(
         name,
         binning=(x, y),
         roi=fields["detector_roi_setting"],
@@ -1025,12 +1041,15 @@ def write_night_frame(dest_dir: Path, name: str, fields: Mapping[str, Any]) -> P
         obstype=fields["observation_type"],
         obsclass=fields["observation_class"],
         obj=fields["object"],
-        filter1=fields["filter_name"],
+        filter1=fields["filter_name"] if fields["filter_name"] != "open" else "open1-6",
         grating=fields["disperser"],
         central_wavelength_nm=None if wavelength is None else round(wavelength * 1000, 3),
-        maskname=fields["focal_plane_mask"] if spectrum else None,
+        maskname=fields["focal_plane_mask"],
         exptime=fields["exposure_time"],
         ut=fields["ut_datetime"],
-        keywords={"GEMPRGID": program, "OBSID": observation, "DATALAB": fields["data_label"]},
+        keywords={"DATALAB": fields["data_label"], "GEMPRGID": fields["program_id"]},
     )
-    return write_frame(dest_dir, hdulist, name)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    target = dest_dir / name
+    hdus.writeto(target, overwrite=True)
+    return target

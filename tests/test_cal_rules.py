@@ -54,7 +54,8 @@ def test_gmos_bias_matches_binning_read_mode_gain_and_amplifiers() -> None:
 
 
 def test_gmos_small_roi_takes_calibrations_holding_its_amplifiers() -> None:
-    science = frame(101, detector_roi_setting="Custom", amp_read_area="'BI5-36-4k-2':[1:2048")
+    one_amp = "'BI5-36-4k-2, 1':[1:512,1:4224]"
+    science = frame(101, detector_roi_setting="Custom", amp_read_area=one_amp)
     assert failed_fields("bias", science, frame(11)) == []  # the full frame contains it
     assert failed_fields("bias", science, frame(11, amp_read_area="'BI1-1'")) == ["amp_read_area"]
 
@@ -329,3 +330,14 @@ def test_requeue_skips_frames_whose_kept_calibrations_are_all_closer(session: Se
     # (31, four hours later than this one) is farther
     requeued = {f.filename for f in frames_to_requeue(session, frame_of(session, near.id))}
     assert requeued == {night_name(24), night_name(101), night_name(21)}
+
+
+def test_processed_calibrations_are_found_by_reduction_state() -> None:
+    science = frame(101)
+    processed_bias = frame(11, reduction="PROCESSED_BIAS")
+    assert failed_fields("processed_bias", science, processed_bias) == []
+    assert failed_fields("processed_bias", science, frame(11)) == ["reduction"]
+    assert failed_fields("bias", science, processed_bias) == ["reduction"]
+    twilight_flat = frame(21, reduction="PROCESSED_FLAT", observation_type="OBJECT")
+    assert failed_fields("processed_flat", science, twilight_flat) == []
+    assert failed_fields("processed_flat", science, frame(21, reduction="PROCESSED_FLAT")) == []

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from fits_storage.config import Config
+from fits_storage.cli import add_to_calcache_queue
+from fits_storage.config import Config, set_config
+from fits_storage.ingest import ingest_file
 from fits_storage.orm import CalCache, CalCacheQueue, DiskFile, Header
 from fits_storage.queues import get_queue
 from tests.calnight import EXPECTED, expected, header_id
@@ -24,6 +26,22 @@ from tests.conftest import make_test_config
 from tests.fitsdata import GMOS_NIGHT, LATE_BIAS, night_name, write_night_frame
 from tests.processes import environ_for
 from tests.test_web import ServerThread
+
+# The descriptor columns the GMOS rules read, as ingest computes them.
+DESCRIPTORS = (
+    "types",
+    "reduction",
+    "focal_plane_mask",
+    "mode",
+    "spectroscopy",
+    "detector_roi_setting",
+    "detector_readmode",
+    "detector_gain_setting",
+    "amp_read_area",
+    "detector_binning",
+    "filter_name",
+    "disperser",
+)
 
 
 @pytest.fixture
@@ -49,6 +67,17 @@ def ingest(config: Config, factory: sessionmaker[Session], frames: dict) -> None
         session.commit()
     done = run(config, "service_ingest_queue", "--empty")
     assert done.returncode == 0, done.stderr
+    check_descriptors(factory, frames)
+
+
+def check_descriptors(factory: sessionmaker[Session], frames: dict) -> None:
+    """Ingest computed the fields the night's table (and so the expectations) assume."""
+    with factory() as session:
+        for name, fields in frames.items():
+            row = session.get(Header, header_id(session, name))
+            got = {column: getattr(row, column) for column in DESCRIPTORS}
+            assert got == {column: fields[column] for column in DESCRIPTORS}, name
+            assert row.central_wavelength == pytest.approx(fields["central_wavelength"])
 
 
 def waiting(factory: sessionmaker[Session]) -> set[str]:
@@ -121,27 +150,38 @@ def test_the_night_through_the_real_workers(
 
 
 def test_add_to_calcache_queue_selects(
-    calcache_config: Config, session_factory: sessionmaker[Session]
+    calcache_config: Config,
+    session_factory: sessionmaker[Session],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """In process (the command's ``main``): what it selects and how it reports."""
     config = calcache_config
-    science = {night_name(n): GMOS_NIGHT[night_name(n)] for n in EXPECTED}
-    ingest(config, session_factory, science)
-    done = run(config, "service_calcache_queue", "--empty")
-    assert done.returncode == 0, done.stderr
-    assert waiting(session_factory) == set()
+    science = [night_name(n) for n in EXPECTED]
+    with session_factory() as session:
+        for name in science:
+            write_night_frame(config.storage_root, name, GMOS_NIGHT[name])
+            ingest_file(session, config, name)
+        session.execute(delete(CalCacheQueue))  # what ingest queued
+        session.commit()
+    set_config(config)
+    try:
 
-    added = run(config, "add_to_calcache_queue", "--file-re=S20251123S010[12]")
-    assert added.returncode == 0, added.stderr
-    assert "2 file(s) selected: 2 queued" in added.stdout
-    assert waiting(session_factory) == {night_name(101), night_name(102)}
-    again = run(
-        config, "add_to_calcache_queue", f"--filename={night_name(103)}", "--filename=nope.fits"
-    )
-    assert "1 file(s) selected: 1 queued" in again.stdout
-    assert "nope.fits: no present file of that name" in again.stderr
-    recent = run(config, "add_to_calcache_queue", "--lastdays=1")
-    assert "3 file(s) selected: 0 queued, 3 already waiting" in recent.stdout
-    bad = run(config, "add_to_calcache_queue", "--lastdays=-1")
-    assert bad.returncode == 2 and "--lastdays" in bad.stderr
-    bad_re = run(config, "add_to_calcache_queue", "--file-re=(")
-    assert bad_re.returncode == 2 and "bad --file-re" in bad_re.stderr
+        def command(*args: str) -> tuple[int, str, str]:
+            status = add_to_calcache_queue.main(list(args))
+            out, err = capsys.readouterr()
+            return status, out, err
+
+        status, out, _ = command("--file-re=S20251123S010[12]")
+        assert status == 0 and "2 file(s) selected: 2 queued" in out
+        assert waiting(session_factory) == {night_name(101), night_name(102)}
+        status, out, err = command(f"--filename={night_name(103)}", "--filename=nope.fits")
+        assert "1 file(s) selected: 1 queued" in out
+        assert "nope.fits: no present file of that name" in err
+        status, out, _ = command("--lastdays=1")
+        assert "3 file(s) selected: 0 queued, 3 already waiting" in out
+        status, _, err = command("--lastdays=-1")
+        assert status == 2 and "--lastdays" in err
+        status, _, err = command("--file-re=(")
+        assert status == 2 and "bad --file-re" in err
+    finally:
+        set_config(None)

@@ -20,6 +20,8 @@ from fits_storage.cal.associate import Found
 from fits_storage.cal.instruments import ruleset_for
 from fits_storage.orm import CalCache, CalCacheStamp, DiskFile, Header
 
+RECENT_LIMIT = 1000  # files ingested since an answer, past which it is recomputed
+
 
 def store(
     session: Session, obs_hid: int, answer: Mapping[str, Sequence[Found]], computed: datetime
@@ -55,19 +57,7 @@ def cached(session: Session, frame: Found) -> dict[str, list[tuple[int, int]]] |
     )
     if computed is None or computed < frame.entrytime:
         return None
-    newer = (
-        select(Header.id)
-        .join(DiskFile, DiskFile.id == Header.diskfile_id)
-        .where(
-            Header.instrument == frame.fields["instrument"],
-            DiskFile.entrytime > computed,
-            DiskFile.canonical,
-        )
-    )
-    window, when = widest_window(frame.fields["instrument"]), frame.fields["ut_datetime"]
-    if window is not None and when is not None:
-        newer = newer.where(Header.ut_datetime > when - window, Header.ut_datetime < when + window)
-    if session.scalar(select(exists(newer))):
+    if _ingested_since(session, frame, computed):
         return None
     rows = session.execute(
         select(
@@ -88,6 +78,29 @@ def cached(session: Session, frame: Found) -> dict[str, list[tuple[int, int]]] |
             return None
         answer.setdefault(caltype, []).append((rank, cal_hid))
     return answer
+
+
+def _ingested_since(session: Session, frame: Found, computed: datetime) -> bool:
+    """Whether a file of the frame's instrument within its rules' widest window was ingested
+    after ``computed``. The files ingested since are read first, from the entry-time index
+    (few when the answer is recent); past ``RECENT_LIMIT`` of them the answer is treated as
+    stale: recomputing costs less than proving it fresh."""
+    recent = session.scalars(
+        select(DiskFile.id)
+        .where(DiskFile.entrytime > computed, DiskFile.canonical)
+        .limit(RECENT_LIMIT + 1)
+    ).all()
+    if not recent:
+        return False
+    if len(recent) > RECENT_LIMIT:
+        return True
+    newer = select(Header.id).where(
+        Header.diskfile_id.in_(recent), Header.instrument == frame.fields["instrument"]
+    )
+    window, when = widest_window(frame.fields["instrument"]), frame.fields["ut_datetime"]
+    if window is not None and when is not None:
+        newer = newer.where(Header.ut_datetime > when - window, Header.ut_datetime < when + window)
+    return bool(session.scalar(select(exists(newer))))
 
 
 def is_stamped(session: Session, obs_hid: int) -> bool:

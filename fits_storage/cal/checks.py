@@ -228,10 +228,6 @@ class Check:
     def params(self) -> Params:
         return self.op.bind(self.value)
 
-    def sql(self, columns: Any) -> ColumnElement[bool]:
-        """The condition with the values inline (as bound literals): for one-off queries."""
-        return self.op.sql(getattr(columns, self.field), self.params())
-
     def test(self, row: Any) -> bool:
         return self.op.test(_get(row, self.field), self.value)
 

@@ -23,6 +23,8 @@ from fits_storage.cal.instruments import applicable, plan_for, ruleset_for
 from fits_storage.cal.rules import Plan, Rule
 from fits_storage.orm import CalCache, DiskFile, Header
 
+BATCH = 500  # frame ids per IN list
+
 
 def _within(column: Any, value: Any, tolerance: Any) -> Any:
     """The frames whose tolerance check could pass: a frame with no value skips it."""
@@ -58,20 +60,31 @@ def _prefilter(rule: Rule, cal: Found) -> Any:
     return statement
 
 
-def _would_rank(session: Session, plan: Plan, frame: Found, cal: Found) -> bool:
-    """Whether the calibration would be among the frame's kept ones, judged on its cached
-    answer (none cached, or one of them gone: the answer may change)."""
-    ids = session.scalars(
-        select(CalCache.cal_hid).where(
-            CalCache.obs_hid == frame.id, CalCache.caltype == plan.caltype
+def _would_rank(
+    session: Session, caltype: str, taking: list[tuple[Found, Plan]], cal: Found
+) -> set[int]:
+    """The frames (of ``taking``, which accept the calibration) for which it would be among
+    the kept ones, judged on their cached answers (none cached, or one of them gone: the
+    answer may change). Two queries, however many frames."""
+    cached: dict[int, list[int]] = {frame.id: [] for frame, _plan in taking}
+    for start in range(0, len(taking), BATCH):
+        ids = [frame.id for frame, _plan in taking[start : start + BATCH]]
+        rows = session.execute(
+            select(CalCache.obs_hid, CalCache.cal_hid).where(
+                CalCache.obs_hid.in_(ids), CalCache.caltype == caltype
+            )
         )
-    ).all()
-    if len(ids) < plan.howmany:
-        return True
-    kept = found_by_id(session, ids)
-    if len(kept) < len(ids):
-        return True
-    return score(plan, cal.fields) <= max(score(plan, found.fields) for found in kept.values())
+        for obs_hid, cal_hid in rows:
+            cached[obs_hid].append(cal_hid)
+    kept = found_by_id(session, {hid for hids in cached.values() for hid in hids})
+    changed = set()
+    for frame, plan in taking:
+        hids = cached[frame.id]
+        if len(hids) < plan.howmany or any(hid not in kept for hid in hids):
+            changed.add(frame.id)
+        elif score(plan, cal.fields) <= max(score(plan, kept[hid].fields) for hid in hids):
+            changed.add(frame.id)
+    return changed
 
 
 def frames_to_requeue(session: Session, cal: Found) -> Iterator[Found]:
@@ -84,6 +97,7 @@ def frames_to_requeue(session: Session, cal: Found) -> Iterator[Found]:
         statement = _prefilter(rule, cal)
         if statement is None:
             continue
+        taking = []
         for row in session.execute(statement):
             frame = to_found(row)
             if frame.id in seen or rule.caltype not in applicable(frame.fields):
@@ -91,7 +105,10 @@ def frames_to_requeue(session: Session, cal: Found) -> Iterator[Found]:
             plan = plan_for(frame.fields, rule.caltype)
             if plan is None or plan.rule is not rule or plan.failures(cal.fields):
                 continue
-            if _would_rank(session, plan, frame, cal):
+            taking.append((frame, plan))
+        changed = _would_rank(session, rule.caltype, taking, cal)
+        for frame, _plan in taking:
+            if frame.id in changed and frame.id not in seen:
                 seen.add(frame.id)
                 yield frame
     versions = (
@@ -100,10 +117,5 @@ def frames_to_requeue(session: Session, cal: Found) -> Iterator[Found]:
         .where(DiskFile.file_id == cal.file_id)
     )
     holders = select(CalCache.obs_hid).where(CalCache.cal_hid.in_(versions)).distinct()
-    for frame_id in session.scalars(holders):
-        if frame_id in seen:
-            continue
-        seen.add(frame_id)
-        found = session.execute(base_query().where(Header.id == frame_id)).first()
-        if found is not None:
-            yield to_found(found)
+    held = [hid for hid in session.scalars(holders) if hid not in seen]
+    yield from found_by_id(session, held).values()

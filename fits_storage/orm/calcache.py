@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fits_storage.orm.base import Base, BigIntPK, utcnow
+from fits_storage.orm.file import DiskFile
 
 
 class CalCache(Base):
@@ -32,3 +33,8 @@ class CalCacheStamp(Base):
 
     obs_hid: Mapped[int] = mapped_column(ForeignKey("header.id"), primary_key=True)
     computed: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+# Whether a cached answer is fresh asks for the files ingested since it was computed: few, read
+# from this index, rather than every header of the instrument in the rules' widest window.
+Index("ix_diskfile_entrytime", DiskFile.entrytime)

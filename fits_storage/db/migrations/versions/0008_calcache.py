@@ -1,4 +1,4 @@
-"""calcache: the calcache and calcachestamp tables
+"""calcache: the calcache and calcachestamp tables, ix_diskfile_entrytime
 
 Revision ID: 0008
 Revises: 0007
@@ -14,6 +14,7 @@ branch_labels = None
 depends_on = None
 
 BIGINT = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
 
 def upgrade() -> None:
     op.create_table(
@@ -33,6 +34,7 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_calcache_obs_hid"), "calcache", ["obs_hid"])
     op.create_index(op.f("ix_calcache_cal_hid"), "calcache", ["cal_hid"])
+    op.create_index("ix_diskfile_entrytime", "diskfile", ["entrytime"])
     op.create_table(
         "calcachestamp",
         sa.Column("obs_hid", BIGINT, nullable=False),
@@ -46,6 +48,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("calcachestamp")
+    op.drop_index("ix_diskfile_entrytime", table_name="diskfile")
     op.drop_index(op.f("ix_calcache_cal_hid"), table_name="calcache")
     op.drop_index(op.f("ix_calcache_obs_hid"), table_name="calcache")
     op.drop_table("calcache")
