@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from fits_storage.descriptors.reingest import (
     reingest_headers,
 )
 from fits_storage.ingest import ingest_file
-from fits_storage.orm import DiskFile, FullTextHeader, Header
+from fits_storage.orm import CalCacheQueue, DiskFile, FullTextHeader, Header
 from tests.fitsdata import (
     GMOS_ORIGNAME,
     copy_gmos_file,
@@ -115,6 +116,20 @@ def test_recomputed_from_the_stored_text_without_the_files(
             assert getattr(row, column) == value, (name, column)
     again = run_all(session, config)
     assert (again.seen, again.changed) == (4, 0)
+
+
+def test_changed_rows_are_queued_for_the_calibration_cache(
+    session: Session, config: Config, ingested: dict
+) -> None:
+    """A row rewritten in place keeps its id and ingest time, so the cache cannot see the
+    change by itself: the frames whose fields changed are queued for it, and only those."""
+    session.execute(delete(CalCacheQueue))
+    session.execute(update(Header).where(Header.id == header_of(session, BIAS).id).values(**STALE))
+    session.commit()
+    progress = run_all(session, replace(config, using_calcache=True))
+    assert (progress.seen, progress.changed) == (4, 1)
+    assert list(session.scalars(select(CalCacheQueue.filename))) == [BIAS]
+    session.rollback()
 
 
 def test_falls_back_to_the_file_without_stored_text(

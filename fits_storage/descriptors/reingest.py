@@ -27,6 +27,7 @@ from fits_storage.config import Config
 from fits_storage.ingest.fitsheader import HeaderFields, extract_header_fields
 from fits_storage.ingest.source import local_copy
 from fits_storage.orm import DiskFile, FullTextHeader, Header
+from fits_storage.queues import get_queue
 
 HDU_MARKER = re.compile(r"^--- HDU \d+:.*$", re.MULTILINE)
 # Notes ingest adds while reading the bytes (cards it had to clean), not from the fields:
@@ -204,6 +205,7 @@ def reingest_headers(
         if not after:
             return
         updates = []
+        changed: list[dict[str, str]] = []
         for row in rows:
             progress.seen += 1
             try:
@@ -219,6 +221,7 @@ def reingest_headers(
                 progress.columns.update(changes.keys())
                 log.debug("%s: %s", row.filename, ", ".join(sorted(changes)))
                 updates.append({"id": row.header_id, **changes})
+                changed.append({"filename": row.filename, "path": row.path})
         if updates and not dryrun:
             for values in updates:
                 session.execute(
@@ -226,5 +229,9 @@ def reingest_headers(
                     .where(Header.id == values["id"])
                     .values({k: v for k, v in values.items() if k != "id"})
                 )
+            if config.using_calcache:
+                # A row rewritten in place keeps its id and ingest time: the calibration
+                # cache cannot see the change, so its frames are queued with it.
+                get_queue("calcache", config).add_many(session, changed)
             session.commit()
         yield progress
