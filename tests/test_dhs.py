@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from astropy.io import fits
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -245,10 +246,13 @@ def test_new_files_are_copied_on_the_second_look(
 def test_a_growing_file_waits_until_it_is_stable_and_complete(
     dhs_config: Config, session_factory
 ) -> None:
-    whole = fitsdata.make_observatory_file(dhs_config.dhs_perm, ".whole.fits").read_bytes()
+    source = fitsdata.make_observatory_file(dhs_config.dhs_perm, ".whole.fits")
+    whole = source.read_bytes()
+    with fits.open(source) as hdulist:
+        inside_an_hdu = hdulist.fileinfo(2)["datLoc"]  # the second extension's data to come
     target = dhs_config.dhs_perm / "N20251123S0010.fits"
     poller = make_poller(dhs_config, session_factory)
-    for cut in (2880, 2880 * 3, 2880 * 5):  # grows between every pass
+    for cut in (2880, 2880 * 3, inside_an_hdu):  # grows between every pass
         target.write_bytes(whole[:cut])
         assert poller.run_pass().copied == []
     # The DHS pauses mid-file (stable but incomplete): refused, not copied.
