@@ -370,12 +370,17 @@ def swap_primary_header(
         try:
             _write_all(fd_out, new_raw)
             _copy_range(fd_in, fd_out, len(raw), size - len(raw))
-            md5_after = hashers[0].result()
-            md5_before = hashers[1].result() if len(hashers) > 1 or known is None else known.md5
+            # The fsync and astropy's check run while the hashers do (hashlib leaves the GIL);
+            # the install's fsync then finds the file clean.
+            os.fsync(fd_out)
             expected = len(new_raw) + size - len(raw)
-            if hashers[0].size != size - len(raw) or os.fstat(fd_out).st_size != expected:
+            if os.fstat(fd_out).st_size != expected:
                 raise EditError("the file changed while it was copied")
             verify_edited(tmp, changes, expected)
+            md5_after = hashers[0].result()
+            md5_before = hashers[1].result() if len(hashers) > 1 or known is None else known.md5
+            if hashers[0].size != size - len(raw):
+                raise EditError("the file changed while it was copied")
             result = EditResult(old, md5_before, size, md5_after, expected)
             before_install(result)
             install_temporary(fd_out, tmp, dest, mode)
