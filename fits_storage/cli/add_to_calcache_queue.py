@@ -6,9 +6,7 @@ import argparse
 import logging
 import sys
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from fits_storage.cli.common import load_config_or_exit, open_database, setup_console_logging
+from fits_storage.cli.common import load_config_or_exit, queue_selection, setup_console_logging
 from fits_storage.queues import get_queue
 from fits_storage.scan import SelectionError
 from fits_storage.scan.present import (
@@ -17,7 +15,6 @@ from fits_storage.scan.present import (
     report_missing,
     selection_terms,
 )
-from fits_storage.service.worker import one_line
 
 COMMAND = "add_to_calcache_queue"
 
@@ -46,18 +43,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{COMMAND}: {exc}", file=sys.stderr)
         return 2
     config = load_config_or_exit(COMMAND)
-    engine, sessions = open_database(config, COMMAND)
-    try:
-        with sessions() as session:
-            files = list(selection.files(session))
-            rows = ({"filename": name, "path": path} for name, path in files)
-            added = get_queue("calcache", config).add_many(session, rows)
-            session.commit()
-    except SQLAlchemyError as exc:
-        print(f"{COMMAND}: database error: {one_line(exc)}", file=sys.stderr)
-        return 1
-    finally:
-        engine.dispose()
+    queue = get_queue("calcache", config)
+    files, added = queue_selection(
+        COMMAND,
+        config,
+        selection,
+        lambda session, files: queue.add_many(
+            session, ({"filename": f, "path": p} for f, p in files)
+        ),
+    )
     print(
         f"{COMMAND}: {len(files)} file(s) selected: {added} queued, "
         f"{len(files) - added} already waiting"

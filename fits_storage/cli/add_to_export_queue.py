@@ -6,9 +6,9 @@ import argparse
 import logging
 import sys
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
-from fits_storage.cli.common import load_config_or_exit, open_database, setup_console_logging
+from fits_storage.cli.common import load_config_or_exit, queue_selection, setup_console_logging
 from fits_storage.export import queue_exports
 from fits_storage.queues import get_queue
 from fits_storage.scan import SelectionError
@@ -18,7 +18,6 @@ from fits_storage.scan.present import (
     report_missing,
     selection_terms,
 )
-from fits_storage.service.worker import one_line
 
 COMMAND = "add_to_export_queue"
 
@@ -77,22 +76,16 @@ def main(argv: list[str] | None = None) -> int:
     except SelectionError as exc:
         print(f"{COMMAND}: {exc}", file=sys.stderr)
         return 2
-    engine, sessions = open_database(config, COMMAND)
-    try:
-        with sessions() as session:
-            files = list(selection.files(session))
-            if args.dry_run:
-                for filename, path in files:
-                    print(f"would queue {path + '/' if path else ''}{filename}")
-                added = 0
-            else:
-                added = queue_exports(session, get_queue("export", config), files, destinations)
-                session.commit()
-    except SQLAlchemyError as exc:
-        print(f"{COMMAND}: database error: {one_line(exc)}", file=sys.stderr)
-        return 1
-    finally:
-        engine.dispose()
+    queue = get_queue("export", config)
+
+    def enqueue(session: Session, files: list[tuple[str, str]]) -> int:
+        if not args.dry_run:
+            return queue_exports(session, queue, files, destinations)
+        for filename, path in files:
+            print(f"would queue {path + '/' if path else ''}{filename}")
+        return 0
+
+    files, added = queue_selection(COMMAND, config, selection, enqueue)
     wanted = len(files) * len(destinations)
     print(
         f"add_to_export_queue: {len(files)} file(s) selected for {len(destinations)} "

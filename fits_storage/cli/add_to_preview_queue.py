@@ -6,9 +6,7 @@ import argparse
 import logging
 import sys
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from fits_storage.cli.common import load_config_or_exit, open_database, setup_console_logging
+from fits_storage.cli.common import load_config_or_exit, queue_selection, setup_console_logging
 from fits_storage.preview.selection import PreviewSelection, queue_previews
 from fits_storage.queues import get_queue
 from fits_storage.scan import SelectionError
@@ -17,7 +15,6 @@ from fits_storage.scan.present import (
     report_missing,
     selection_terms,
 )
-from fits_storage.service.worker import one_line
 
 COMMAND = "add_to_preview_queue"
 
@@ -49,17 +46,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     config = load_config_or_exit(COMMAND)
     selection = PreviewSelection(**terms, force=args.force)
-    engine, sessions = open_database(config, COMMAND)
-    try:
-        with sessions() as session:
-            files = list(selection.files(session))
-            added = queue_previews(session, get_queue("preview", config), files, args.force)
-            session.commit()
-    except SQLAlchemyError as exc:
-        print(f"{COMMAND}: database error: {one_line(exc)}", file=sys.stderr)
-        return 1
-    finally:
-        engine.dispose()
+    queue = get_queue("preview", config)
+    files, added = queue_selection(
+        COMMAND,
+        config,
+        selection,
+        lambda session, files: queue_previews(session, queue, files, args.force),
+    )
     print(
         f"{COMMAND}: {len(files)} file(s) selected: {added} queued, "
         f"{len(files) - added} already waiting"

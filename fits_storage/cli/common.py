@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from fits_storage.config import Config, ConfigError, get_config, parse_positive_seconds
 from fits_storage.db.engine import make_engine, make_session_factory
 from fits_storage.db.schema import schema_problem
+from fits_storage.scan.present import PresentSelection
 from fits_storage.service.logs import NOISY_LOGGERS, add_alerts, install_handlers
 from fits_storage.service.worker import one_line
 
@@ -115,3 +117,24 @@ def start_cron_command(command: str, args: argparse.Namespace) -> Config:
         config.log_dir, command, debug=args.debug, demon=args.demon, alerts=config
     )
     return config
+
+
+def queue_selection(
+    command: str,
+    config: Config,
+    selection: PresentSelection,
+    enqueue: Callable[[Session, list[tuple[str, str]]], int],
+) -> tuple[list[tuple[str, str]], int]:
+    """The files ``selection`` picks and how many new entries ``enqueue`` made of them, in one
+    transaction; a database error ends the command with one line (exit 1)."""
+    engine, sessions = open_database(config, command)
+    try:
+        with sessions() as session:
+            files = list(selection.files(session))
+            added = enqueue(session, files)
+            session.commit()
+    except SQLAlchemyError as exc:
+        fail(command, f"database error: {one_line(exc)}")
+    finally:
+        engine.dispose()
+    return files, added
