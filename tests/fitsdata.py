@@ -157,6 +157,8 @@ def observatory_header(
         "GRATING": "MIRROR",
         "EXPTIME": exptime,
         "AIRMASS": 1.234,
+        "ELEVATIO": 54.12,
+        "CRPA": -102.5,
         "RAWGEMQA": "USABLE",
         "RAWPIREQ": "YES",
         "RELEASE": (ut + timedelta(days=365)).strftime("%Y-%m-%d"),

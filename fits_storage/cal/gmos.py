@@ -1,14 +1,18 @@
 """GMOS-N and GMOS-S: FitsStorage's rules (fits_storage/cal/calibration/calibration_gmos.py)
 on our header columns. Binning is ``detector_binning`` ("2x2") for FitsStorage's x and y bins,
-read speed ``detector_readmode``, gain ``detector_gain_setting``.
+read speed ``detector_readmode``, gain ``detector_gain_setting``; FitsStorage's ``prepared``
+column is the PREPARED tag of ``types`` (the same test, DRAGONS' PREPARED tag, so no column of
+its own); ``nodandshuffle`` is ``nod_and_shuffle``.
 
-Left out, for want of the columns: the overscan state of prepared frames (processed biases),
-nod count and pixels (darks), and the elevation and Cassegrain rotator tolerances of
-spectroscopy flats.
+Where FitsStorage's Python decides a condition at run time, so does ``extra`` here, frame by
+frame: the overscan state of processed biases (only for a prepared frame) and the telescope
+position of spectroscopy flats (only for a frame with an elevation; see
+:func:`flexure_checks`).
 """
 
 from __future__ import annotations
 
+import math
 import re
 
 from fits_storage.cal.checks import (
@@ -25,6 +29,9 @@ from fits_storage.cal.rules import Frame, Order, Rule, RuleSet, processed, raw
 
 FULL_READS = ("Full Frame", "Central Spectrum")
 DETECTOR = ("detector_binning", "detector_readmode", "detector_gain_setting")
+# Darks: FitsStorage matches nod count and pixels always (NULL with NULL for a frame that is not
+# nod-and-shuffle, so those take only darks that are not either).
+DARK_MATCH = DETECTOR + ("nod_count", "nod_pixels")
 FLAT_MATCH = (
     "detector_binning",
     "filter_name",
@@ -45,6 +52,62 @@ def amp_read_area(frame: Frame) -> tuple[Check, ...]:
     if frame.get("amp_read_area") is not None:
         return (Check("amp_read_area", CONTAINS, frame["amp_read_area"]),)
     return ()
+
+
+def overscan_state(frame: Frame) -> tuple[Check, ...]:
+    """Processed biases for a prepared frame: the same overscan state (trimmed, subtracted).
+    An unprepared frame's intentions are unknown: any (FitsStorage sends what it has)."""
+    if "PREPARED" not in _tags(frame):
+        return ()
+    return (
+        Check("overscan_trimmed", EQUAL, frame.get("overscan_trimmed")),
+        Check("overscan_subtracted", EQUAL, frame.get("overscan_subtracted")),
+    )
+
+
+def processed_bias_checks(frame: Frame) -> tuple[Check, ...]:
+    return amp_read_area(frame) + overscan_state(frame)
+
+
+def flexure_checks(frame: Frame) -> tuple[Check, ...]:
+    """Spectroscopy flats must have been taken near the frame's telescope position (flexure),
+    decided as FitsStorage's ``spectroscopy_flat`` decides it, quirks included:
+
+    - no elevation on the frame: no condition;
+    - the elevation threshold is 7.5 degrees once the frame has a focal-plane mask, and 15
+      once FitsStorage's MOS-or-longslit test (central wavelength above 0.55 um, or an R150
+      grating) can be evaluated at all (a central wavelength, and a disperser unless the
+      wavelength already decides it), whatever its outcome;
+    - the elevation must be within that threshold for an IFU mask (``IFU...``) or when that
+      test is true;
+    - below 85 degrees, the Cassegrain rotator angle must be within the threshold over
+      cos(elevation) (the sky rotation an angle error makes shrinks towards the zenith), a
+      threshold of 0 (no mask and no usable wavelength) accepting nothing, as there.
+
+    A frame without a rotator angle skips that check (FitsStorage's tolerance skips a None).
+    """
+    elevation = frame.get("elevation")
+    if elevation is None:
+        return ()
+    mask, disperser = frame.get("focal_plane_mask"), frame.get("disperser")
+    wavelength = frame.get("central_wavelength")
+    threshold, ifu, mos_or_ls = 0.0, False, False
+    if mask is not None:
+        ifu, threshold = mask.startswith("IFU"), 7.5
+    if wavelength is not None and (wavelength > 0.55 or disperser is not None):
+        mos_or_ls = wavelength > 0.55 or disperser.startswith("R150")
+        threshold = 15.0
+    checks = []
+    if ifu or mos_or_ls:
+        checks.append(Check("elevation", Within(threshold), elevation))
+    if elevation < 85:
+        rotator = threshold / math.cos(math.radians(elevation))
+        checks.append(Check("cass_rotator_pa", Within(rotator), frame.get("cass_rotator_pa")))
+    return tuple(checks)
+
+
+def spectroscopy_flat_checks(frame: Frame) -> tuple[Check, ...]:
+    return amp_read_area(frame) + flexure_checks(frame)
 
 
 def arc_slit_and_area(frame: Frame, processed_arc: bool) -> tuple[Check, ...]:
@@ -172,11 +235,17 @@ def _rules() -> tuple[Rule, ...]:
     }
     rules = [
         Rule("bias", raw("BIAS"), DETECTOR, extra=amp_read_area, window_days=90, howmany=50),
-        Rule("processed_bias", processed("BIAS"), DETECTOR, extra=amp_read_area, window_days=90),
+        Rule(
+            "processed_bias",
+            processed("BIAS"),
+            DETECTOR,
+            extra=processed_bias_checks,
+            window_days=90,
+        ),
         Rule(
             "dark",
             raw("DARK"),
-            DETECTOR,
+            DARK_MATCH,
             {"exposure_time": 50.0},
             extra=amp_read_area,
             window_days=365,
@@ -185,7 +254,7 @@ def _rules() -> tuple[Rule, ...]:
         Rule(
             "processed_dark",
             processed("DARK"),
-            DETECTOR,
+            DARK_MATCH,
             {"exposure_time": 50.0},
             extra=amp_read_area,
             window_days=365,
@@ -195,7 +264,7 @@ def _rules() -> tuple[Rule, ...]:
             raw("FLAT"),
             FLAT_MATCH,
             {"central_wavelength": 0.001},
-            extra=amp_read_area,
+            extra=spectroscopy_flat_checks,
             window_days=180,
             howmany=2,
             when=spectroscopic,
@@ -206,7 +275,7 @@ def _rules() -> tuple[Rule, ...]:
             processed("FLAT", ("FLAT", "OBJECT")),
             FLAT_MATCH,
             {"central_wavelength": 0.001},
-            extra=amp_read_area,
+            extra=spectroscopy_flat_checks,
             window_days=180,
             when=spectroscopic,
         ),

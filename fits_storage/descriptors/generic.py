@@ -214,6 +214,22 @@ def site(frame: Frame) -> str | None:
     return None
 
 
+def telescope_keyword(keyword: str, parse: Any) -> Derived:
+    """A keyword the telescope control system writes into every Gemini frame (ELEVATIO,
+    CRPA): malformed is noted; missing is noted on raw frames of Gemini instruments only
+    (another file need not know where a telescope pointed)."""
+    read = Keywords((keyword,), parse, optional=True)
+
+    def compute(frame: Frame) -> Any:
+        value = read.compute(frame)
+        gemini = frame.mapping is not None and frame.mapping.gemini
+        if value is None and gemini and frame.get(keyword) is None:
+            frame.missing(f"{keyword}: missing")
+        return value
+
+    return Derived(compute)
+
+
 def right_ascension(frame: Frame) -> float | None:
     return _coordinate(frame, "RA", 1, parsers.right_ascension)
 
@@ -523,6 +539,8 @@ GENERIC = InstrumentMapping(
         ),
         "detector_binning": Keywords(("CCDSUM",), parsers.binning, hdus=(1, 0)),
         "airmass": Keywords(("AIRMASS",), parsers.number),
+        "elevation": telescope_keyword("ELEVATIO", parsers.elevation),
+        "cass_rotator_pa": telescope_keyword("CRPA", parsers.rotator_angle),
         "qa_state": Derived(_qa_state),
         "release": Keywords(("RELEASE",), parsers.midnight_datetime),
         "engineering": _program_flag("engineering"),
@@ -537,6 +555,10 @@ GENERIC = InstrumentMapping(
         "detector_welldepth": _optional("WELDEPTH"),
         "amp_read_area": Constant(None),
         "nod_and_shuffle": Constant(None),
+        "nod_count": Constant(None),
+        "nod_pixels": Constant(None),
+        "overscan_trimmed": Constant(None),
+        "overscan_subtracted": Constant(None),
         "adaptive_optics": Derived(adaptive_optics),
         "laser_guide_star": Derived(laser_guide_star),
         "raw_iq": _optional("RAWIQ", parse=parsers.percentile),

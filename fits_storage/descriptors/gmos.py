@@ -4,7 +4,8 @@ slit, MOS, IFU, nod-and-shuffle).
 Semantics of DRAGONS' ``gemini_instruments/gmos`` and FitsStorage's GMOS table: binning from
 the extensions' CCDSUM; the ROI named from the first requested ROI (DETRO1X/XS/Y/YS, binned
 sizes) or else from the extensions' DETSEC; read speed from AMPINTEG and the detector type;
-gain setting from the raw GAIN of the extensions (GAINSET once prepared).
+gain setting from the raw GAIN of the extensions (GAINSET once prepared); nod count and
+pixels (ANODCNT, NODPIX) of nod-and-shuffle frames; the overscan state of prepared ones.
 """
 
 from __future__ import annotations
@@ -165,6 +166,37 @@ def amp_read_area(frame: Frame) -> str | None:
     return "+".join(sorted(areas))
 
 
+def nod_count(frame: Frame) -> int | None:
+    """Nod-and-shuffle only: the integrations in the A position (ANODCNT), as FitsStorage
+    stores the first of DRAGONS' (ANODCNT, BNODCNT); DRAGONS needs both, so a missing or
+    malformed BNODCNT leaves it NULL too."""
+    if not frame.has("NODPIX"):
+        return None
+    raw = {k: frame.get(k) for k in ("ANODCNT", "BNODCNT")}
+    missing = [k for k, v in raw.items() if v is None]
+    if missing:
+        frame.note(f"{'/'.join(missing)}: missing; nod count left NULL")
+        return None
+    try:
+        counts = [parsers.integer(v) for v in raw.values()]
+    except parsers.Malformed as exc:
+        frame.note(f"ANODCNT/BNODCNT: {exc}; nod count left NULL")
+        return None
+    return counts[0]
+
+
+def nod_pixels(frame: Frame) -> int | None:
+    """Nod-and-shuffle only: the rows the charge is shuffled by (NODPIX)."""
+    if not frame.has("NODPIX"):
+        return None
+    value = frame.get("NODPIX")
+    try:
+        return None if value is None else parsers.integer(value)
+    except parsers.Malformed as exc:
+        frame.note(f"NODPIX: {exc}")
+        return None
+
+
 def focal_plane_mask(frame: Frame) -> str | None:
     mask = frame.get("MASKNAME")
     if mask is None:
@@ -219,6 +251,11 @@ GMOS = GENERIC.extend(
         "detector_gain_setting": Derived(gain_setting),
         "amp_read_area": Derived(amp_read_area),
         "nod_and_shuffle": Derived(lambda frame: frame.has("NODPIX")),
+        "nod_count": Derived(nod_count),
+        "nod_pixels": Derived(nod_pixels),
+        # DRAGONS' OVERSCAN_TRIMMED / OVERSCAN_SUBTRACTED: a keyword containing the stamp
+        "overscan_trimmed": Derived(lambda frame: frame.keyword_contains("TRIMOVER")),
+        "overscan_subtracted": Derived(lambda frame: frame.keyword_contains("SUBOVER")),
         "raw_iq": Keywords(("RAWIQ",), parsers.percentile, raw_only=True),
         "raw_cc": Keywords(("RAWCC",), parsers.percentile, raw_only=True),
         "raw_wv": Keywords(("RAWWV",), parsers.percentile, raw_only=True),

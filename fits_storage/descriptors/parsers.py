@@ -105,6 +105,21 @@ def declination(value: Any) -> float:
     return _angle(value, hours=False, low=-90.0, high=90.0)
 
 
+def elevation(value: Any) -> float:
+    """Degrees above the horizon, from degrees or a sexagesimal string (FitsStorage reads a
+    string ELEVATIO as degrees:minutes:seconds)."""
+    return _angle(value, hours=False, low=-90.0, high=90.0)
+
+
+def rotator_angle(value: Any) -> float:
+    """A rotator position angle in degrees; beyond one turn either way is no angle (DRAGONS'
+    ``cass_rotator_pa`` gives None past 360)."""
+    degrees = number(value)
+    if abs(degrees) > 360.0:
+        raise Malformed(f"{value!r} is outside -360.0..360.0 degrees")
+    return degrees
+
+
 def _clock(hours: int, minutes: int, seconds: float) -> time:
     if hours > 23 or minutes > 59 or seconds >= 61:
         raise ValueError("time out of range")

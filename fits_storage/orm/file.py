@@ -134,6 +134,13 @@ class Header(Base):
     raw_cc: Mapped[str | None] = mapped_column(String(8))
     raw_wv: Mapped[str | None] = mapped_column(String(8))
     raw_bg: Mapped[str | None] = mapped_column(String(8))
+    # migration 0011: what FitsStorage's GMOS rules also match on
+    elevation: Mapped[float | None] = mapped_column(Float)
+    cass_rotator_pa: Mapped[float | None] = mapped_column(Float)
+    nod_count: Mapped[int | None] = mapped_column(Integer)
+    nod_pixels: Mapped[int | None] = mapped_column(Integer)
+    overscan_trimmed: Mapped[bool | None] = mapped_column(Boolean)
+    overscan_subtracted: Mapped[bool | None] = mapped_column(Boolean)
 
     diskfile: Mapped[DiskFile] = relationship(back_populates="header")
 
