@@ -953,6 +953,10 @@ _NIGHT_COMMON: dict[str, Any] = {
     "reduction": "RAW",
     "qa_state": "Pass",
     "engineering": False,
+    "elevation": 54.12,  # ELEVATIO and CRPA of observatory_header
+    "cass_rotator_pa": -102.5,
+    "overscan_trimmed": False,
+    "overscan_subtracted": False,
 }
 
 

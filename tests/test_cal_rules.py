@@ -4,6 +4,7 @@ databases, explain, the cache's freshness, and which frames a late bias re-queue
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -86,8 +87,14 @@ def test_gmos_flat_and_arc_follow_the_spectroscopy_rules() -> None:
 
 
 def test_gmos_imaging_flats_are_twilights_and_imaging_needs_no_arc() -> None:
-    science = frame(101, spectroscopy=False, mode="imaging", focal_plane_mask="Imaging",
-                    disperser="MIRROR", central_wavelength=None)
+    science = frame(
+        101,
+        spectroscopy=False,
+        mode="imaging",
+        focal_plane_mask="Imaging",
+        disperser="MIRROR",
+        central_wavelength=None,
+    )
     twilight = dict(science, observation_class="dayCal", object="Twilight", id=5)
     assert failed_fields("flat", science, twilight) == []
     assert failed_fields("flat", science, frame(21)) != []
@@ -125,6 +132,122 @@ def test_gmos_standards_rank_by_time_and_wavelength() -> None:
     near_wavelength = dict(star, ut_datetime=star["ut_datetime"] + timedelta(days=30))
     assert score(plan, near_wavelength) < score(plan, near_time)
     assert [c.field for c in plan.failures(dict(star, types="OBJECT SPECT"))] == ["types"]
+
+
+def test_gmos_processed_bias_of_a_prepared_frame_matches_the_overscan_state() -> None:
+    prepared = frame(
+        101,
+        types="GMOS GMOS_S LS PREPARED SPECT",
+        reduction="PREPARED",
+        overscan_trimmed=True,
+        overscan_subtracted=True,
+    )
+    bias = frame(11, reduction="PROCESSED_BIAS", overscan_trimmed=True, overscan_subtracted=True)
+    assert failed_fields("processed_bias", prepared, bias) == []
+    untrimmed = dict(bias, overscan_trimmed=False)
+    assert failed_fields("processed_bias", prepared, untrimmed) == ["overscan_trimmed"]
+    unsubtracted = dict(bias, overscan_subtracted=False)
+    assert failed_fields("processed_bias", prepared, unsubtracted) == ["overscan_subtracted"]
+    # a row not yet recomputed (NULL) is not known to match
+    unknown = dict(bias, overscan_trimmed=None)
+    assert failed_fields("processed_bias", prepared, unknown) == ["overscan_trimmed"]
+    # an unprepared frame's intentions are unknown: any processed bias
+    assert failed_fields("processed_bias", frame(101), untrimmed) == []
+    # raw biases: never
+    assert failed_fields("bias", prepared, dict(frame(11), overscan_trimmed=False)) == []
+
+
+def nod_and_shuffle(number: int, **changes: Any) -> dict[str, Any]:
+    return frame(number, nod_and_shuffle=True, nod_count=4, nod_pixels=1536, **changes)
+
+
+def test_gmos_darks_match_nod_count_and_pixels() -> None:
+    science = nod_and_shuffle(101, ut_datetime=datetime(2015, 1, 1))
+    dark = nod_and_shuffle(
+        11, observation_type="DARK", exposure_time=600.0, ut_datetime=datetime(2015, 1, 2)
+    )
+    assert failed_fields("dark", science, dark) == []
+    assert failed_fields("dark", science, dict(dark, nod_count=8)) == ["nod_count"]
+    assert failed_fields("dark", science, dict(dark, nod_pixels=1024)) == ["nod_pixels"]
+    plain = dict(dark, nod_and_shuffle=False, nod_count=None, nod_pixels=None)
+    assert failed_fields("dark", science, plain) == ["nod_count", "nod_pixels"]
+    processed = dict(dark, reduction="PROCESSED_DARK")
+    assert failed_fields("processed_dark", science, dict(processed, nod_pixels=1024)) == [
+        "nod_pixels"
+    ]
+    # a frame that is not nod-and-shuffle takes only darks that are not either
+    ordinary = frame(101, ut_datetime=datetime(2015, 1, 1))
+    assert failed_fields("dark", ordinary, plain) == []
+    assert failed_fields("dark", ordinary, dark) == ["nod_count", "nod_pixels"]
+
+
+FLEXURE_FLAT = {"elevation": 60.0, "cass_rotator_pa": 10.0}
+
+
+def flexure(science: dict[str, Any], **flat: Any) -> list[str]:
+    """The checks a spectroscopy flat (night flat 21 at elevation 60, rotator 10, changed)
+    fails for ``science``."""
+    return failed_fields("flat", science, frame(21, **{**FLEXURE_FLAT, **flat}))
+
+
+def test_gmos_spectroscopy_flats_near_the_telescope_position() -> None:
+    # 0.6 um > 0.55: FitsStorage's MOS-or-longslit case, elevation within 15 degrees; the
+    # rotator within 15 / cos(60) = 30 degrees
+    science = frame(101, elevation=60.0, cass_rotator_pa=10.0)
+    assert flexure(science, elevation=74.9, cass_rotator_pa=39.9) == []
+    assert flexure(science, elevation=45.1, cass_rotator_pa=-19.9) == []
+    assert flexure(science, elevation=75.1, cass_rotator_pa=10.0) == ["elevation"]
+    assert flexure(science, elevation=60.0, cass_rotator_pa=40.1) == ["cass_rotator_pa"]
+    assert flexure(science, elevation=None, cass_rotator_pa=None) == [
+        "elevation",
+        "cass_rotator_pa",
+    ]
+    processed = frame(21, reduction="PROCESSED_FLAT", elevation=80.0, cass_rotator_pa=10.0)
+    assert failed_fields("processed_flat", science, processed) == ["elevation"]
+    # near the zenith (85 and above) the rotator does not matter
+    high = frame(101, elevation=86.0, cass_rotator_pa=10.0)
+    assert flexure(high, elevation=80.0, cass_rotator_pa=170.0) == []
+    # no elevation on the frame: no condition; no rotator angle: that check skipped
+    assert flexure(frame(101, elevation=None), elevation=10.0, cass_rotator_pa=170.0) == []
+    no_angle = frame(101, elevation=60.0, cass_rotator_pa=None)
+    assert flexure(no_angle, elevation=60.0, cass_rotator_pa=170.0) == []
+    # imaging flats (twilights) have no such condition
+    image = frame(
+        101,
+        spectroscopy=False,
+        mode="imaging",
+        focal_plane_mask="Imaging",
+        disperser="MIRROR",
+        central_wavelength=None,
+        elevation=60.0,
+    )
+    twilight = dict(image, observation_class="dayCal", object="Twilight", id=5, elevation=10.0)
+    assert failed_fields("flat", image, twilight) == []
+
+
+def test_gmos_flexure_thresholds_as_fitsstorage_decides_them() -> None:
+    # blue long slit (0.5 um, B600): not MOS-or-longslit by FitsStorage's test, so no
+    # elevation check, but the threshold is 15 (the test could be evaluated) for the rotator
+    blue = frame(101, central_wavelength=0.5, elevation=60.0, cass_rotator_pa=10.0)
+    assert flexure(blue, central_wavelength=0.5, elevation=20.0, cass_rotator_pa=39.9) == []
+    assert flexure(blue, central_wavelength=0.5, cass_rotator_pa=40.1) == ["cass_rotator_pa"]
+    # an R150 grating counts as MOS-or-longslit at any wavelength
+    r150 = dict(blue, disperser="R150+_G5326")
+    r150_flat = {"central_wavelength": 0.5, "disperser": "R150+_G5326", "elevation": 20.0}
+    assert flexure(r150, **r150_flat) == ["elevation"]
+    # IFU: 15 degrees when the wavelength test can be evaluated...
+    ifu = dict(blue, focal_plane_mask="IFU-R")
+    assert flexure(ifu, central_wavelength=0.5, focal_plane_mask="IFU-R", elevation=74.9) == []
+    # ...7.5 when it cannot (no central wavelength): rotator within 7.5 / cos(60) = 15
+    ifu = dict(ifu, central_wavelength=None)
+    assert flexure(ifu, focal_plane_mask="IFU-R", elevation=67.4, cass_rotator_pa=24.9) == []
+    assert flexure(ifu, focal_plane_mask="IFU-R", elevation=67.6) == ["elevation"]
+    assert flexure(ifu, focal_plane_mask="IFU-R", cass_rotator_pa=25.1) == ["cass_rotator_pa"]
+    # no mask and no usable wavelength: a threshold of 0 that no rotator angle passes
+    neither = frame(
+        101, focal_plane_mask=None, central_wavelength=None, elevation=60.0, cass_rotator_pa=10.0
+    )
+    assert flexure(neither, focal_plane_mask=None, cass_rotator_pa=10.0) == ["cass_rotator_pa"]
 
 
 # -- IGRINS-2 and the default on plain dicts ----------------------------------------------------
@@ -228,11 +351,10 @@ def test_the_night_gets_exactly_the_expected_calibrations(session: Session) -> N
         assert got == expected(number), number
 
 
-def test_sql_and_python_agree_on_every_candidate(session: Session) -> None:
-    """Each type's SQL answer is exactly the rows the Python checks accept, ranked by the
-    Python score: the two halves of every check say the same."""
-    ids = add_night(session)
-    everyone = {hid: frame_of(session, hid) for hid in ids.values()}
+def assert_sql_and_python_agree(session: Session, ids: Iterable[int]) -> None:
+    """Each frame's answer of each type in SQL is exactly the rows the Python checks accept,
+    ranked by the Python score."""
+    everyone = {hid: frame_of(session, hid) for hid in ids}
     for science in everyone.values():
         for caltype in CALTYPES:
             plan = plan_for(science.fields, caltype)
@@ -243,6 +365,93 @@ def test_sql_and_python_agree_on_every_candidate(session: Session) -> None:
             want = [f.id for f in accepted[: plan.howmany]]
             got = [f.id for f in associate(session, science.fields, caltype)]
             assert got == want, (science.filename, caltype)
+
+
+def test_sql_and_python_agree_on_every_candidate(session: Session) -> None:
+    """The two halves of every check say the same, on the night."""
+    assert_sql_and_python_agree(session, add_night(session).values())
+
+
+def add_rows(session: Session, rows: dict[str, dict[str, Any]]) -> dict[str, int]:
+    ids = {name: add_frame(session, name, fields).id for name, fields in rows.items()}
+    session.commit()
+    return ids
+
+
+def rejected_fields(session: Session, science: Any, caltype: str) -> dict[str, list[str]]:
+    chosen = [f.id for f in associate(session, science.fields, caltype)]
+    return {
+        r.candidate.filename: [f["field"] for f in r.failed]
+        for r in explain(session, science.fields, caltype, chosen)
+    }
+
+
+def test_gmos_flexure_in_sql_python_and_explain(session: Session) -> None:
+    """Two flats nearer science 101 in time than its flat 21, one tilted 20 degrees in
+    elevation, one rotated 40 (beyond 15 / cos(54.12) = 25.6): neither is taken."""
+    night = add_night(session)
+    flat = GMOS_NIGHT[night_name(21)]
+    near = flat["ut_datetime"] - timedelta(minutes=3)
+    ids = add_rows(
+        session,
+        {
+            "S20251123S0041.fits": dict(flat, ut_datetime=near, elevation=74.12),
+            "S20251123S0042.fits": dict(flat, ut_datetime=near, cass_rotator_pa=-62.5),
+            "S20251123S0043.fits": dict(flat, ut_datetime=near, cass_rotator_pa=-80.0),
+        },
+    )
+    science = frame_of(session, night[night_name(101)])
+    got = [f.filename for f in associate(session, science.fields, "flat")]
+    assert got == ["S20251123S0043.fits", night_name(21)]  # 22.5 degrees off: within
+    rejected = rejected_fields(session, science, "flat")
+    assert rejected["S20251123S0041.fits"] == ["elevation"]
+    assert rejected["S20251123S0042.fits"] == ["cass_rotator_pa"]
+    assert_sql_and_python_agree(session, [*night.values(), *ids.values()])
+
+
+def test_gmos_overscan_and_nod_checks_in_sql_python_and_explain(session: Session) -> None:
+    bias, science = GMOS_NIGHT[night_name(11)], GMOS_NIGHT[night_name(101)]
+    processed = dict(
+        bias, reduction="PROCESSED_BIAS", overscan_trimmed=True, overscan_subtracted=True
+    )
+    nod = {"nod_and_shuffle": True, "nod_count": 4, "nod_pixels": 1536}
+    dark = dict(bias, observation_type="DARK", exposure_time=600.0, **nod)
+    ids = add_rows(
+        session,
+        {
+            "S20251122S0051.fits": processed,
+            "S20251122S0052.fits": dict(processed, overscan_trimmed=False),
+            "S20251122S0053.fits": dict(processed, overscan_subtracted=False),
+            "S20251123S0054.fits": dict(
+                science,
+                types="GMOS GMOS_S LS PREPARED SPECT",
+                reduction="PREPARED",
+                overscan_trimmed=True,
+                overscan_subtracted=True,
+            ),
+            "S20251122S0061.fits": dict(dark, nod_count=8),
+            "S20251122S0062.fits": dict(dark, nod_pixels=1024),
+            "S20251122S0063.fits": dark,
+            "S20251122S0064.fits": dict(
+                dark, nod_and_shuffle=False, nod_count=None, nod_pixels=None
+            ),
+            "S20251123S0065.fits": dict(science, **nod),
+        },
+    )
+    prepared = frame_of(session, ids["S20251123S0054.fits"])
+    got = [f.filename for f in associate(session, prepared.fields, "processed_bias")]
+    assert got == ["S20251122S0051.fits"]
+    rejected = rejected_fields(session, prepared, "processed_bias")
+    assert rejected["S20251122S0052.fits"] == ["overscan_trimmed"]
+    assert rejected["S20251122S0053.fits"] == ["overscan_subtracted"]
+    shuffled = frame_of(session, ids["S20251123S0065.fits"])
+    got = [f.filename for f in associate(session, shuffled.fields, "dark")]
+    assert got == ["S20251122S0063.fits"]
+    rejected = rejected_fields(session, shuffled, "dark")
+    assert rejected["S20251122S0061.fits"] == ["nod_count"]
+    assert rejected["S20251122S0062.fits"] == ["nod_pixels"]
+    assert rejected["S20251122S0064.fits"] == ["nod_count", "nod_pixels"]
+    assert_sql_and_python_agree(session, ids.values())
 
 
 def test_explain_names_the_field_that_failed(session: Session) -> None:
@@ -308,8 +517,11 @@ def test_a_late_bias_requeues_the_frames_it_may_change_and_no_others(session: Se
     answer = associate(session, science.fields, "bias")
     assert [f.filename for f in answer] == [late_name, night_name(13)]
     # a bias nobody would take (read fast, 1x1) re-queues nothing
-    odd = add_frame(session, "S20251123S0017.fits", dict(late_fields, detector_readmode="fast",
-                                                          data_label="odd"))
+    odd = add_frame(
+        session,
+        "S20251123S0017.fits",
+        dict(late_fields, detector_readmode="fast", data_label="odd"),
+    )
     session.commit()
     assert list(frames_to_requeue(session, frame_of(session, odd.id))) == []
 

@@ -52,6 +52,10 @@ def test_gmos_s_real_file_new_fields() -> None:
     assert v["detector_roi_setting"] is None and v["detector_gain_setting"] is None
     # a prepared frame lacks amplifier keywords legitimately: only the binning is noted
     assert described.notes == ["CCDSUM: missing (extension 1)"]
+    # ELEVATIO = 66.91005, CRPA = 0.49316948972528; TRIMOVER and SUBOVER stamped
+    assert v["elevation"] == 66.91005 and v["cass_rotator_pa"] == 0.49316948972528
+    assert v["overscan_trimmed"] is True and v["overscan_subtracted"] is True
+    assert v["nod_count"] is None and v["nod_pixels"] is None
 
 
 def test_gmos_s_real_file_roi_once_binning_is_known() -> None:
@@ -166,6 +170,13 @@ def test_ut_datetime_keywords_in_order_of_trust(cards, expected, note) -> None:
 )
 def test_site_from_keywords_then_the_file_name(cards, filename, expected) -> None:
     assert describe([header(**cards)], filename).values["site"] == expected
+
+
+def test_telescope_position_of_a_file_of_no_gemini_instrument_is_optional() -> None:
+    described = describe([header(TELESCOP="HST")])
+    assert described.values["elevation"] is None and described.values["cass_rotator_pa"] is None
+    assert not [n for n in described.notes if n.startswith(("ELEVATIO", "CRPA"))]
+    assert describe([header(ELEVATIO=45.5, CRPA=-20.0)]).values["elevation"] == 45.5
 
 
 def test_gemini_frame_without_a_site_is_noted() -> None:

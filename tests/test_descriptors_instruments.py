@@ -203,6 +203,71 @@ def test_gmos_read_speed_on_eev_and_missing_keywords() -> None:
     assert values["detector_readmode"] is None and "AMPINTEG: missing" in notes
 
 
+def test_gmos_nod_count_and_pixels_of_nod_and_shuffle_frames() -> None:
+    values, notes = fields(gmos_frame("S20251123S0114.fits", nod_and_shuffle=True))
+    # NODPIX 1536, ANODCNT 4, BNODCNT 4: FitsStorage keeps the A count
+    assert (values["nod_count"], values["nod_pixels"]) == (4, 1536) and notes == []
+    values, notes = fields(gmos_frame("S20251123S0114.fits"))
+    assert (values["nod_count"], values["nod_pixels"]) == (None, None) and notes == []
+    # not nod-and-shuffle (no NODPIX): stray counts are not read
+    values, _ = fields(gmos_frame("S20251123S0114.fits", keywords={"ANODCNT": 4}))
+    assert values["nod_count"] is None
+
+
+def test_gmos_nod_count_needs_both_counts_and_whole_numbers() -> None:
+    frame = gmos_frame("S20251123S0115.fits", nod_and_shuffle=True, keywords={"BNODCNT": None})
+    values, notes = fields(frame)
+    assert values["nod_count"] is None and values["nod_pixels"] == 1536
+    assert "BNODCNT: missing; nod count left NULL" in notes
+    frame = gmos_frame("S20251123S0115.fits", nod_and_shuffle=True, keywords={"ANODCNT": "four"})
+    values, notes = fields(frame)
+    assert values["nod_count"] is None
+    assert "ANODCNT/BNODCNT: expected a number, got 'four'; nod count left NULL" in notes
+    frame = gmos_frame("S20251123S0115.fits", nod_and_shuffle=True, keywords={"NODPIX": 15.5})
+    values, notes = fields(frame)
+    assert values["nod_pixels"] is None and values["nod_count"] == 4
+    assert "NODPIX: expected a whole number, got 15.5" in notes
+
+
+def test_gmos_overscan_state_from_the_reduction_software_stamps() -> None:
+    values, _ = fields(gmos_frame("S20251123S0116.fits"))
+    assert (values["overscan_trimmed"], values["overscan_subtracted"]) == (False, False)
+    stamps = {"TRIMOVER": "2025-11-24T10:00:01", "SUBOVER": "2025-11-24T10:00:01"}
+    frame = gmos_frame("S20251123S0116.fits", processed="BIAS", keywords=stamps)
+    values, notes = fields(frame)
+    assert (values["overscan_trimmed"], values["overscan_subtracted"]) == (True, True)
+    frame = gmos_frame("S20251123S0116.fits", prepared=True, keywords={"SUBOVER": "yes"})
+    values, _ = fields(frame)
+    assert (values["overscan_trimmed"], values["overscan_subtracted"]) == (False, True)
+
+
+def test_elevation_and_rotator_angle_of_every_gemini_frame() -> None:
+    for make in INSTRUMENT_FRAMES.values():
+        values, _ = fields(make())
+        # ELEVATIO 54.12, CRPA -102.5
+        assert (values["elevation"], values["cass_rotator_pa"]) == (54.12, -102.5)
+    frame = gmos_frame("S20251123S0117.fits", keywords={"ELEVATIO": "54:07:12", "CRPA": 359.5})
+    values, notes = fields(frame)
+    assert values["elevation"] == pytest.approx(54.12) and values["cass_rotator_pa"] == 359.5
+    assert notes == []
+
+
+def test_elevation_and_rotator_angle_malformed_or_missing_are_noted() -> None:
+    frame = gmos_frame("S20251123S0118.fits", keywords={"ELEVATIO": "high", "CRPA": 400.0})
+    values, notes = fields(frame)
+    assert values["elevation"] is None and values["cass_rotator_pa"] is None
+    assert "ELEVATIO: expected a number, got 'high'" in notes
+    assert "CRPA: 400.0 is outside -360.0..360.0 degrees" in notes
+    frame = gmos_frame("S20251123S0118.fits", keywords={"ELEVATIO": 95.0})
+    assert "ELEVATIO: 95.0 is outside -90.0..90.0 degrees" in fields(frame)[1]
+    values, notes = fields(gmos_frame("S20251123S0118.fits", keywords={"ELEVATIO": None}))
+    assert values["elevation"] is None and "ELEVATIO: missing" in notes
+    # a processed frame may have lost it: no note
+    frame = gmos_frame("S20251123S0118.fits", processed="BIAS", keywords={"CRPA": None})
+    values, notes = fields(frame)
+    assert values["cass_rotator_pa"] is None and "CRPA: missing" not in notes
+
+
 @pytest.mark.parametrize(
     ("processed", "reduction"),
     [

@@ -37,6 +37,7 @@ from tests.processes import environ_for
 BIAS = "N20251123S0001.fits"
 FLAT = "S20251123S0002.fits.bz2"
 GNIRS = "N20251123S0003.fits"
+NOD = "N20251123S0004.fits"
 STALE = {"types": None, "reduction": None, "detector_roi_setting": "stale", "mode": None}
 
 
@@ -195,6 +196,58 @@ def test_the_command(session: Session, config: Config, ingested: dict) -> None:
     assert usage.stderr.strip() == (
         "reingest_headers: say which files: --all, --file-re or --instrument"
     )
+
+
+NEW_IN_0011 = (
+    "elevation",
+    "cass_rotator_pa",
+    "nod_count",
+    "nod_pixels",
+    "overscan_trimmed",
+    "overscan_subtracted",
+)
+
+
+def test_rows_left_by_migration_0011_and_the_site_from_the_stored_name(
+    session: Session, config: Config
+) -> None:
+    """A nod-and-shuffle file naming no site (no OBSERVAT, TELESCOP, ORIGNAME) stored as
+    N2025…: ingest takes the site from the stored name; rows with the columns of migration
+    0011 still NULL (and no site) get them back, from the stored text and from the file."""
+    no_site = {"OBSERVAT": None, "TELESCOP": None, "ORIGNAME": None}
+    write_frame(config.storage_root, gmos_frame(NOD, nod_and_shuffle=True, keywords=no_site), NOD)
+    ingest_file(session, config, NOD)
+    session.commit()
+    want = {
+        "site": "Gemini-North",
+        "elevation": 54.12,
+        "cass_rotator_pa": -102.5,
+        "nod_count": 4,
+        "nod_pixels": 1536,
+        "overscan_trimmed": False,
+        "overscan_subtracted": False,
+    }
+
+    def values() -> dict:
+        row = header_of(session, NOD)
+        return {name: getattr(row, name) for name in want}
+
+    assert values() == want
+    assert "no Gemini site" not in (header_of(session, NOD).notes or "")
+    as_migrated = {name: None for name in ("site", *NEW_IN_0011)}
+    session.execute(update(Header).values(**as_migrated))
+    session.commit()
+    progress = run_all(session, config)
+    assert (progress.changed, progress.from_files) == (1, 0)
+    assert set(progress.columns) == {"site", *NEW_IN_0011}
+    assert values() == want
+    row = header_of(session, NOD)
+    session.execute(delete(FullTextHeader).where(FullTextHeader.diskfile_id == row.diskfile_id))
+    session.execute(update(Header).values(**as_migrated))
+    session.commit()
+    progress = run_all(session, config)
+    assert (progress.changed, progress.from_files) == (1, 1)
+    assert values() == want
 
 
 def test_headers_from_fulltext_round_trip(tmp_path: Path) -> None:

@@ -154,7 +154,7 @@ def _from_file(config: Config, row: _Row) -> HeaderFields:
     with local_copy(config, row.path, row.filename) as local, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with fits.open(local, memmap=False, lazy_load_hdus=False) as hdulist:
-            return extract_header_fields(hdulist)
+            return extract_header_fields(hdulist, row.filename)
 
 
 def recompute(config: Config, row: _Row, log: logging.Logger) -> tuple[HeaderFields, bool]:
@@ -162,7 +162,7 @@ def recompute(config: Config, row: _Row, log: logging.Logger) -> tuple[HeaderFie
     its file: True as the second value)."""
     if row.fulltext:
         try:
-            fields = extract_header_fields(headers_from_fulltext(row.fulltext))
+            fields = extract_header_fields(headers_from_fulltext(row.fulltext), row.filename)
         except UnusableText as exc:
             log.info("%s: stored header text unusable (%s); reading the file", row.filename, exc)
         else:

@@ -116,8 +116,11 @@ def readable_headers(
     return headers, "\n".join(parts), notes
 
 
-def read_fits(local: Path, data_size: int, label: str) -> FitsContents:
-    """Read and check the file at ``local`` (``data_size``: its uncompressed size)."""
+def read_fits(
+    local: Path, data_size: int, label: str, filename: str | None = None
+) -> FitsContents:
+    """Read and check the file at ``local`` (``data_size``: its uncompressed size;
+    ``filename``: the name it is stored under, the site's last resort)."""
     if data_size == 0:
         raise IngestError(f"{label}: empty file (0 bytes)")
     with warnings.catch_warnings(record=True) as caught:
@@ -149,7 +152,7 @@ def read_fits(local: Path, data_size: int, label: str) -> FitsContents:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # astropy's fixes: already in the report
                 headers, fulltext, notes = readable_headers(local, hdulist)
-                fields = extract_header_fields(headers)
+                fields = extract_header_fields(headers, filename)
         except (OSError, ValueError, TypeError, IndexError, KeyError) as exc:
             raise IngestError(f"{label}: corrupt FITS headers: {_first_line(str(exc))}") from exc
         fields.notes[:0] = notes

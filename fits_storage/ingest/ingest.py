@@ -431,7 +431,7 @@ def _read_and_record(
                 )
         if fitsverify_run is None:
             fitsverify_run = _enter(stack, start_verification(readable, shown_as=local))
-        contents = read_fits(readable, digest.data_size, label)
+        contents = read_fits(readable, digest.data_size, label, filename)
         fitsverify = fitsverify_run.result() if fitsverify_run is not None else None
     _check_stable(config, path, filename, stat)
     header = contents.header_fields.to_row()
