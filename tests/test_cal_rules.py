@@ -206,7 +206,7 @@ def test_gmos_spectroscopy_flats_near_the_telescope_position() -> None:
     assert failed_fields("processed_flat", science, processed) == ["elevation"]
     # near the zenith (85 and above) the rotator does not matter
     high = frame(101, elevation=86.0, cass_rotator_pa=10.0)
-    assert flexure(high, elevation=80.0, cass_rotator_pa=170.0) == []
+    assert flexure(high, elevation=80.0, cass_rotator_pa=-350.0) == []  # 360 apart
     # no elevation on the frame: no condition; no rotator angle: that check skipped
     assert flexure(frame(101, elevation=None), elevation=10.0, cass_rotator_pa=170.0) == []
     no_angle = frame(101, elevation=60.0, cass_rotator_pa=None)
