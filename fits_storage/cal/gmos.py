@@ -85,6 +85,8 @@ def flexure_checks(frame: Frame) -> tuple[Check, ...]:
       threshold of 0 (no mask and no usable wavelength) accepting nothing, as there.
 
     A frame without a rotator angle skips that check (FitsStorage's tolerance skips a None).
+    Our ``disperser`` keeps the component id (``R150+_G5326``) where FitsStorage's drops it;
+    the R150 test reads the start of the name, the same either way.
     """
     elevation = frame.get("elevation")
     if elevation is None:
