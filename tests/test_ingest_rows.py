@@ -16,7 +16,15 @@ from fits_storage.config import Config
 from fits_storage.db.engine import make_engine, make_session_factory
 from fits_storage.ingest import IngestAction, ingest_file
 from fits_storage.ingest.rows import Completion, insert_first_version
-from fits_storage.orm import DiskFile, DiskFileReport, File, FullTextHeader, Header
+from fits_storage.orm import (
+    DiskFile,
+    DiskFileReport,
+    File,
+    FullTextHeader,
+    Header,
+    MiscFile,
+    Obslog,
+)
 from fits_storage.queues import Entry, Queue, Worker, get_queue
 from tests.conftest import make_test_config
 from tests.fitsdata import copy_astropy_file, copy_gmos_file
@@ -222,3 +230,32 @@ def test_the_worker_completes_each_new_file_once(tmp_path: Path, db_url: str) ->
         assert _entries(session, config, "ingest") == []
         assert sorted(f for f, _ in _entries(session, config, "export")) == sorted(names)
     engine.dispose()
+
+
+@pytest.mark.parametrize("kind", ["obslog", "miscfile"])
+def test_summit_files_complete_in_the_same_statement(
+    session: Session, tmp_path: Path, db_url: str, kind: str
+) -> None:
+    """An observing log's or a miscfile's row takes the same one-statement path, exported only."""
+    from tests.test_summit_files import MISC, OBSLOG, write_miscfile, write_obslog
+
+    config = _fanning_config(tmp_path, db_url)
+    filename, path = (OBSLOG, "obslogs") if kind == "obslog" else (MISC, "")
+    (write_obslog if kind == "obslog" else write_miscfile)(config)
+    queue = get_queue("ingest", config)
+    queue.add(session, filename, path)
+    session.commit()
+    entry = queue.claim(session, Worker("rows"))
+    session.commit()
+    assert entry is not None
+
+    result = ingest_file(session, config, filename, path, completing=Completion(queue, entry))
+
+    assert result.action is IngestAction.NEW and result.completed
+    assert result.queued == ("export to http://archive.example:8080",)
+    assert _entries(session, config, "ingest") == []
+    assert _entries(session, config, "export") == [(filename, "waiting")]
+    assert _entries(session, config, "preview") == _entries(session, config, "calcache") == []
+    model = Obslog if kind == "obslog" else MiscFile
+    row = session.scalars(select(model)).one()
+    assert row.diskfile_id == result.diskfile_id
