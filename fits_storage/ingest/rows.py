@@ -6,6 +6,11 @@ round trips. On PostgreSQL data-modifying CTEs chain them in one statement: the 
 insert (``ON CONFLICT DO NOTHING``) feeds the ``diskfile`` insert by ``INSERT ... SELECT``, so a
 name that already exists inserts nothing at all, and the caller takes the ordinary path.
 
+A queue worker's ingest goes one step further (:func:`write_first_version_completing`): the
+same statement, in autocommit, also adds the fan-out's queue entries and completes the entry
+being worked on, that completion fenced as the queue's own and gated on the version having
+been written. A new file then costs one write round trip and no transaction.
+
 Rows are given as ORM objects, and their values taken as a flush would: attributes set
 explicitly (None included) as they are, others from the column's default, or left to the
 server's default. Each value is a bound parameter cast to its column's type (``INSERT ...
@@ -224,7 +229,7 @@ class Written:
     completed: bool  # the entry completed in the same statement
 
 
-def _plain_rows(
+def _values_of(
     diskfile: DiskFile, dependents: list[Base]
 ) -> tuple[dict[Column[Any], Any], list[tuple[Table, dict[Column[Any], Any]]]]:
     version = _row_values(diskfile, _VERSION_SKIP)
@@ -250,7 +255,7 @@ def write_first_version_completing(
     caller then takes the ordinary, transactional path). ``session`` must have no transaction
     open. If the lease was lost meanwhile the rows stand (``completed`` False): another
     ingest of the file finds them unchanged. PostgreSQL only."""
-    version, rows = _plain_rows(diskfile, dependents)
+    version, rows = _values_of(diskfile, dependents)
     if not (_plain(version) and all(_plain(values) for _, values in rows)):
         return None
     connection = session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
@@ -271,7 +276,7 @@ def insert_first_version(
 
     Plain values (the usual case) use a statement built once per process; a row with a SQL
     expression or a server default builds its own."""
-    version, rows = _plain_rows(diskfile, dependents)
+    version, rows = _values_of(diskfile, dependents)
     if _plain(version) and all(_plain(values) for _, values in rows):
         connection = session.connection()
         statement = _driver_sql(tuple(table for table, _ in rows), connection.dialect)
