@@ -8,12 +8,13 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import threading
 import warnings
 from pathlib import Path
 
 import pytest
 from astropy.io import fits
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
 from fits_storage.config import Config
@@ -32,6 +33,7 @@ from fits_storage.storage import get_store
 from tests import fitsdata
 from tests.conftest import make_test_config
 from tests.loops import make_loop
+from tests.processes import wait_for
 
 pytest_plugins = ["tests.s3server"]
 
@@ -331,6 +333,40 @@ def test_an_ingest_between_the_rename_and_the_commit_still_gives_the_md5_after(
     assert len(rows(session, DiskFile)) == 2
     [log] = rows(session, UpdateLog)
     assert log.md5_after == md5(path)
+
+
+def test_an_ingest_committing_during_the_reruns_commit_is_waited_for(
+    engine: Engine, session: Session, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: an ingest has recorded the new bytes, its transaction still open (the row
+    not yet applied: it left md5_after empty), when the rerun's commit looks for that version:
+    the ``file`` row's lock makes the rerun wait for the ingest and then see it."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("row locks: SQLite's write lock already serialises the two")
+    path = ingested(session, config, fitsdata.make_observatory_file(config.storage_root, NAME))
+    request(session, config, NAME, {"qa_state": "Usable"})
+    killed_after_the_rename(engine, session, config, monkeypatch)
+    with make_session_factory(engine)() as scan:
+        ingest_file(scan, config, NAME)  # holds the file row's lock until it commits
+        pid = scan.scalar(text("SELECT pg_backend_pid()"))
+        worker = threading.Thread(target=run_queue, args=(engine, config))
+        worker.start()
+
+        def rerun_waits() -> bool:
+            with engine.connect() as probe:
+                return bool(
+                    probe.scalar(
+                        text("SELECT count(*) FROM pg_stat_activity "
+                             "WHERE :pid = ANY(pg_blocking_pids(pid))"),
+                        {"pid": pid},
+                    )
+                )  # fmt: skip
+
+        wait_for(lambda: rerun_waits() or not worker.is_alive(), 60, "the rerun's commit")
+        scan.commit()
+    worker.join(60)
+    [log] = rows(session, UpdateLog)
+    assert log.applied is not None and log.md5_after == md5(path)
 
 
 def test_edit_through_s3(

@@ -294,7 +294,10 @@ def fileops_work(session: Session, entry: Entry, context: WorkContext) -> None:
         raise FileopsError(f"{label}: cannot be edited: {exc}") from exc
     except StorageError as exc:
         raise _storage_error(exc, label) from exc
-    if not outcome.changed:
+    ingested = None
+    if outcome.changed:
+        ingested = _md5_if_ingested(session, entry, now)  # the locks first
+    else:
         # the last edit's md5 after, if it lacks one, before this row joins the applied
         record_md5_after(session, entry.filename, entry.path, outcome.md5_before)
     row = _log_row(session, entry["request_id"])
@@ -315,9 +318,9 @@ def fileops_work(session: Session, entry: Entry, context: WorkContext) -> None:
         row.md5_after = outcome.md5_before
         context.logger.info("%s: header already holds %s; unchanged", label, update.changes)
         return
-    session.flush()
-    if (md5 := _md5_if_ingested(session, entry, now)) is not None:
-        record_md5_after(session, entry.filename, entry.path, md5)
+    if ingested is not None:
+        session.flush()
+        record_md5_after(session, entry.filename, entry.path, ingested)
     context.queue("ingest").add(session, entry.filename, entry.path, complete=True)
     context.logger.info(
         "%s: header updated (%s), md5 before %s; queued for ingest",
