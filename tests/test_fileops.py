@@ -280,6 +280,7 @@ def test_killed_after_the_rename_the_rerun_logs_the_request_once(
     original = md5(path)
     request_id = request(session, config, NAME, {"qa_state": "Usable"})
     killed_after_the_rename(engine, session, config, monkeypatch)
+    assert fits.getheader(path)["RAWPIREQ"] == "NO"  # the edit is in place
     run_queue(engine, config)
     [log] = rows(session, UpdateLog)
     assert log.request_id == request_id and log.applied is not None
@@ -303,11 +304,11 @@ def killed_after_the_rename(
         raise RuntimeError("killed")  # the transaction of the completion rolls back
 
     monkeypatch.setattr(fileops_module, "utcnow", die_once)
+    queued = len(rows(session, IngestQueue))
     run_queue(engine, config)
-    [pending] = rows(session, UpdateLog)
-    assert pending.applied is None and pending.md5_after is None
-    assert fits.getheader(config.storage_root / NAME)["RAWPIREQ"] == "NO"  # the edit is in place
-    assert rows(session, IngestQueue) == []
+    [pending] = [log for log in rows(session, UpdateLog) if log.applied is None]
+    assert pending.md5_after is None
+    assert len(rows(session, IngestQueue)) == queued
     with make_session_factory(engine)() as other:
         other.execute(FileopsQueue.__table__.update().values(status="waiting", after=None))
         other.commit()
@@ -335,16 +336,23 @@ def test_an_ingest_between_the_rename_and_the_commit_still_gives_the_md5_after(
     assert log.md5_after == md5(path)
 
 
+@pytest.mark.parametrize("undo", [False, True], ids=["new-version", "mtime-refreshed"])
 def test_an_ingest_committing_during_the_reruns_commit_is_waited_for(
-    engine: Engine, session: Session, config: Config, monkeypatch: pytest.MonkeyPatch
+    engine: Engine, session: Session, config: Config, monkeypatch: pytest.MonkeyPatch, undo: bool
 ) -> None:
     """PostgreSQL: an ingest has recorded the new bytes, its transaction still open (the row
     not yet applied: it left md5_after empty), when the rerun's commit looks for that version:
-    the ``file`` row's lock makes the rerun wait for the ingest and then see it."""
+    the locks make the rerun wait for the ingest and then see it. The ingest records a new
+    version (the ``file`` row's lock) or, when the edit restored the bytes it had recorded
+    (``undo``: an earlier edit reverted, not yet ingested), the new mtime of that version
+    (the version's row lock)."""
     if engine.dialect.name != "postgresql":
         pytest.skip("row locks: SQLite's write lock already serialises the two")
     path = ingested(session, config, fitsdata.make_observatory_file(config.storage_root, NAME))
-    request(session, config, NAME, {"qa_state": "Usable"})
+    if undo:
+        request(session, config, NAME, {"qa_state": "Fail"})
+        run_queue(engine, config)
+    request(session, config, NAME, {"qa_state": "Pass" if undo else "Usable"})
     killed_after_the_rename(engine, session, config, monkeypatch)
     with make_session_factory(engine)() as scan:
         ingest_file(scan, config, NAME)  # holds the file row's lock until it commits
@@ -365,8 +373,10 @@ def test_an_ingest_committing_during_the_reruns_commit_is_waited_for(
         wait_for(lambda: rerun_waits() or not worker.is_alive(), 60, "the rerun's commit")
         scan.commit()
     worker.join(60)
-    [log] = rows(session, UpdateLog)
-    assert log.applied is not None and log.md5_after == md5(path)
+    assert len(rows(session, DiskFile)) == (1 if undo else 2)
+    for log in rows(session, UpdateLog):
+        assert log.applied is not None and log.md5_after is not None
+    assert log.md5_after == md5(path)
 
 
 def test_edit_through_s3(
