@@ -11,12 +11,14 @@ The order is what makes a crash harmless and the request apply once:
 
 ``applied`` marks a request done. The md5 *after* is not taken by the edit (hashing the new
 bytes would cost more than writing them): the ingest queued in 4 reads every byte anyway and,
-when it records the new version, gives its md5 to the file's applied rows that lack one
-(``fileops/audit.py``); a later edit of the file, recording its md5 before in 2, does the same
-if it comes first. Step 4 fills it itself when an ingest already recorded the new bytes (one
-that ran between 3 and 4, found the row not yet applied and left it empty): it takes the
-``file`` row's lock, which ingest holds while it records a version, so neither misses the
-other.
+when it records the new version (or finds the bytes are those of the version it has, an edit
+undone), gives its md5 to the file's applied rows that lack one (``fileops/audit.py``); a later
+edit of the file, recording its md5 before in 2, does the same if it comes first. Step 4 fills
+it itself when an ingest already recorded the new bytes (one that ran between 3 and 4 - a scan,
+or while a killed attempt's lease ran out - found the row not yet applied and left it empty):
+the present version counts when its size and mtime are the file's now (ingest's own test for
+"unchanged"). Step 4 first locks the ``file`` row and that version's row, which an ingest
+recording the file holds until it commits, so that neither misses the other.
 
 A worker killed before 3 leaves the old file (and at most a temporary ``.<name>.*.part``,
 removed by the next attempt); killed after 3, the next attempt finds its row and the new values
