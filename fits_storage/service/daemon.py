@@ -97,8 +97,12 @@ def run_daemon(
     *,
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
     argv: list[str] | None = None,
+    synchronous_commit: bool = True,
 ) -> int:
-    """Parse options, take the lock, set up logging and signals, then run ``body``."""
+    """Parse options, take the lock, set up logging and signals, then run ``body``.
+
+    ``synchronous_commit=False``: the engine's commits do not wait for the disk (only for
+    work that can be redone: ``fits_storage.db.engine``)."""
     parser = base_parser(command, description)
     if add_arguments:
         add_arguments(parser)
@@ -136,7 +140,9 @@ def run_daemon(
         logger.warning("configuration: %s", warning)
 
     # Checked before --demon detaches, so that the one who started it sees why it did not.
-    engine = make_engine(config.database_url, pre_ping=False)
+    engine = make_engine(
+        config.database_url, pre_ping=False, synchronous_commit=synchronous_commit
+    )
     try:
         problem = schema_problem(engine)
     except OperationalError as exc:  # not reachable yet: the loop retries with backoff

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 from fits_storage.db.errors import is_database_lost
 from fits_storage.queues import Entry, Queue, RunTimeExceeded, TransientError, Worker, get_queue
 from fits_storage.queues.context import WorkContext
+from fits_storage.queues.definitions import REDOABLE
 from fits_storage.queues.engine import Backoff
 from fits_storage.queues.notify import Waker
 from fits_storage.queues.registry import WorkerStats, queue_label
@@ -134,7 +135,14 @@ def run_queue_service(
             daemon.logger.critical("%s", exc)
             return EXIT_FAILURE
 
-    return run_daemon(command, description, body, add_arguments=arguments, argv=argv)
+    return run_daemon(
+        command,
+        description,
+        body,
+        add_arguments=arguments,
+        argv=argv,
+        synchronous_commit=queue_name not in REDOABLE,
+    )
 
 
 class QueueLoop:
