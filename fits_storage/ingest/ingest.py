@@ -36,6 +36,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from fits_storage.config import Config
+from fits_storage.fileops.audit import record_md5_after
 from fits_storage.ingest.digest import Digest, DigestError, TooLarge, compression_of, digest_file
 from fits_storage.ingest.errors import FileChangingError, FileMissingError, IngestError
 from fits_storage.ingest.fitsread import read_fits
@@ -176,7 +177,11 @@ def _refresh_mtime(session: Session, version: _Version, stat: StoredStat) -> boo
         .where(DiskFile.id == version.id, DiskFile.present, DiskFile.file_md5 == version.md5)
         .values(mtime_ns=stat.mtime_ns, lastmod=_lastmod(stat.mtime_ns))
     )
-    return done.rowcount == 1
+    if done.rowcount != 1:
+        return False
+    # a header edit may have rewritten the bytes as they were (an edit undone)
+    record_md5_after(session, version.filename, version.path, version.md5)
+    return True
 
 
 def _lock_file_row(session: Session, name: str) -> tuple[int, bool]:
@@ -653,6 +658,7 @@ def _record(
                 .where(DiskFile.file_id == file_id, or_(DiskFile.present, DiskFile.canonical))
                 .values(present=False, canonical=False)
             )
+            record_md5_after(session, filename, path, digest.file_md5)  # of header edits
         diskfile.file_id = file_id
         session.add(diskfile)
         session.flush()
