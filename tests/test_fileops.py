@@ -336,6 +336,7 @@ def test_an_ingest_between_the_rename_and_the_commit_still_gives_the_md5_after(
     assert log.md5_after == md5(path)
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # SQLite's write lock
 @pytest.mark.parametrize("undo", [False, True], ids=["new-version", "mtime-refreshed"])
 def test_an_ingest_committing_during_the_reruns_commit_is_waited_for(
     engine: Engine, session: Session, config: Config, monkeypatch: pytest.MonkeyPatch, undo: bool
@@ -346,8 +347,7 @@ def test_an_ingest_committing_during_the_reruns_commit_is_waited_for(
     version (the ``file`` row's lock) or, when the edit restored the bytes it had recorded
     (``undo``: an earlier edit reverted, not yet ingested), the new mtime of that version
     (the version's row lock)."""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("row locks: SQLite's write lock already serialises the two")
+    assert engine.dialect.name == "postgresql"  # on SQLite the write lock serialises the two
     path = ingested(session, config, fitsdata.make_observatory_file(config.storage_root, NAME))
     if undo:
         request(session, config, NAME, {"qa_state": "Fail"})
