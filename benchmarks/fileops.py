@@ -5,15 +5,15 @@ Run by hand (never a test): ``python benchmarks/fileops.py [--files N] [--rounds
 
 * ``update``: what ``service_fileops_queue`` does to a file, without the database rows:
   :func:`fits_storage.fileops.work.apply_update` (the primary header read, a copy with the
-  new header written beside the file while the new md5 is taken, astropy reading the copy
-  back, fsync, rename). The md5 before is the one ingest recorded, as in the worker when the
-  file's size and mtime still match it. Each round sets another QA state, so every update
-  really rewrites the file.
+  new header written beside the file, astropy reading the copy back, fsync, rename; the new
+  bytes are not hashed: the ingest that follows records their md5). The md5 before is the one
+  ingest recorded, as in the worker when the file's size and mtime still match it: between
+  rounds, untimed, the benchmark takes the new file's md5 as that ingest would. Each round
+  sets another QA state, so every update really rewrites the file.
 * ``copy``: the ceiling, the same bytes copied in 1 MiB chunks to a new file beside the
   original, fsynced and renamed over it: what any safe rewrite of the file must cost.
 * ``copy+md5``: the same copy taking the md5 of the bytes as it writes them (as the system's
-  own verified copies do): the ceiling of a rewrite whose new md5 must be known, as the
-  ``updatelog`` row's is.
+  own verified copies do): the ceiling of a rewrite that must know its new md5.
 
 The two alternate file by file so both see the same cache and disk conditions. Target:
 updates per second >= 0.7 of copies per second.
@@ -36,6 +36,7 @@ from fits_storage.fileops.edit import KnownFile
 from fits_storage.fileops.request import HeaderUpdate
 from fits_storage.fileops.values import keyword_changes
 from fits_storage.fileops.work import apply_update
+from fits_storage.storage.base import file_md5
 
 MB = 1024 * 1024
 STATES = ("Pass", "Usable", "Fail", "CHECK")
@@ -76,15 +77,19 @@ def copy_ceiling(path: Path, digest: bool = False) -> None:
         os.close(fd)
 
 
-def update(path: Path, state: str, known: KnownFile | None) -> KnownFile:
-    """Set the QA state; ``known`` is the file as ingest would have recorded it (its md5
-    then need not be taken again), and the new file is returned as ingest will record it."""
+def update(path: Path, state: str, known: KnownFile | None) -> None:
+    """Set the QA state; ``known`` is the file as ingest recorded it (its md5 then need not
+    be taken again)."""
     values = {"qa_state": state}
     request = HeaderUpdate(keyword_changes(values), values=values)
     outcome = apply_update(path, path.name, path, request, None, lambda _r: None, None, known)
     assert outcome.changed
+
+
+def as_ingested(path: Path) -> KnownFile:
+    """The file as the ingest that follows an update records it (untimed)."""
     st = path.stat()
-    return KnownFile(st.st_size, st.st_mtime_ns, outcome.md5_after)
+    return KnownFile(st.st_size, st.st_mtime_ns, file_md5(path).md5)
 
 
 def run(directory: Path, files: int, rounds: int, megabytes: int) -> None:
@@ -100,14 +105,12 @@ def run(directory: Path, files: int, rounds: int, megabytes: int) -> None:
             for kind in kinds[round_ % 3 :] + kinds[: round_ % 3]:
                 started = time.perf_counter()
                 if kind == "update":
-                    known[path] = update(path, STATES[(round_ + 1) % len(STATES)], known[path])
+                    update(path, STATES[(round_ + 1) % len(STATES)], known[path])
                 else:
                     copy_ceiling(path, digest=kind == "copy+md5")
-                    st = path.stat()  # the same bytes: ingest would record the new mtime
-                    if known[path] is not None:
-                        known[path] = KnownFile(st.st_size, st.st_mtime_ns, known[path].md5)
                 if round_:
                     times[kind].append(time.perf_counter() - started)
+                known[path] = as_ingested(path)
     rate = {kind: 1 / statistics.median(values) for kind, values in times.items()}
     best = {kind: 1 / min(values) for kind, values in times.items()}
     print(f"{files} files of {size / MB:.1f} MB, {rounds} rounds, in {directory}")

@@ -1,7 +1,8 @@
 """The fileops worker SIGKILLed at random moments while it edits 100 files (a real process,
 a real signal, PostgreSQL): every file is at all times either its old bytes or the fully
 edited ones, every edited file is valid (astropy reads it, fitsverify passes), and every
-request ends applied exactly once in ``updatelog``."""
+request ends applied exactly once in ``updatelog``, its md5 after that of the new version the
+ingest it queued records."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from fits_storage.db.engine import make_engine, make_session_factory
 from fits_storage.fileops.edit import parse_header, split_primary_header
 from fits_storage.fileops.request import HeaderUpdate, queue_update
 from fits_storage.fileops.values import keyword_changes
+from fits_storage.ingest.ingest import ingest_file
 from fits_storage.ingest.verify import fitsverify_program
 from fits_storage.orm import FileopsQueue, IngestQueue, UpdateLog
 from tests import fitsdata
@@ -77,13 +79,14 @@ def test_sigkill_during_edits_leaves_old_or_new_files_and_applies_once(
             values = {"qa_state": rng.choice(["Fail", "Usable", "CHECK"]), "raw_site": "cc70"}
             changes = keyword_changes(values)
             files[name] = (path, md5(path), split(path)[1], changes)
+            ingest_file(session, config, name)  # a request names an ingested file
             queue_update(session, config, name, "", HeaderUpdate(changes, values=values))
-        session.commit()
+            session.commit()
 
     def applied() -> int:
         with factory() as session:
             return session.scalar(
-                select(func.count()).select_from(UpdateLog).where(UpdateLog.md5_after.is_not(None))
+                select(func.count()).select_from(UpdateLog).where(UpdateLog.applied.is_not(None))
             )
 
     def remaining() -> int:
@@ -95,14 +98,13 @@ def test_sigkill_during_edits_leaves_old_or_new_files_and_applies_once(
             held = select(FileopsQueue.pid).where(FileopsQueue.status == "in_progress")
             return set(session.scalars(held))
 
-    def start(name: str, *args: str) -> subprocess.Popen:
+    def start(name: str, *args: str, command: str = "service_fileops_queue") -> subprocess.Popen:
         return subprocess.Popen(
-            [sys.executable, "-m", "fits_storage.cli.service_fileops_queue", f"--name={name}",
-             *args],
+            [sys.executable, "-m", f"fits_storage.cli.{command}", f"--name={name}", *args],
             env=environ_for(config),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        )
 
     # Two workers at a time (one starts up while the other edits); the older is killed at a
     # random moment while it holds an entry, and a new one started.
@@ -132,15 +134,20 @@ def test_sigkill_during_edits_leaves_old_or_new_files_and_applies_once(
     try:
         final = start("last", "--empty")
         assert final.wait(120) == 0
+        with factory() as session:
+            assert session.scalars(select(FileopsQueue)).all() == []
+            logs = session.scalars(select(UpdateLog)).all()
+            assert len(logs) == FILES == len({log.request_id for log in logs})
+            assert all(log.applied is not None and log.md5_after is None for log in logs)
+            ingests = session.scalar(select(func.count()).select_from(IngestQueue))
+        ingest = start("ingest", "--empty", command="service_ingest_queue")
+        assert ingest.wait(300) == 0
+        with factory() as session:
+            logs = session.scalars(select(UpdateLog)).all()
     finally:
         engine.dispose()
 
     assert kills == KILLS, f"the queue emptied after {kills} kills"
-    with factory() as session:
-        assert session.scalars(select(FileopsQueue)).all() == []
-        logs = session.scalars(select(UpdateLog)).all()
-        assert len(logs) == FILES == len({log.request_id for log in logs})
-        ingests = session.scalar(select(func.count()).select_from(IngestQueue))
     by_name = {log.filename: log for log in logs}
     verifier = fitsverify_program()
     if IN_CI:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from fits_storage.config import Config
 from fits_storage.fileops.request import HeaderUpdate
 from fits_storage.fileops.work import fileops_work
+from fits_storage.ingest import ingest_work
 from fits_storage.ingest.ingest import ingest_file
 from fits_storage.orm import FileopsQueue, IngestQueue, UpdateLog
 from fits_storage.queues import get_queue
@@ -113,11 +114,15 @@ def test_old_format_one_result_per_item_in_order(
     assert fits.getheader(config.storage_root / BZ2)["RAWIQ"] == "20-percentile"
     session.rollback()
     logs = {log.filename: log for log in session.scalars(select(UpdateLog))}
-    for name in (RAW, BZ2):  # the raw file's md5 before is ingest's, the .bz2's hashed
-        assert (logs[name].md5_before, logs[name].md5_after) == (
-            before[name], md5(config.storage_root / name),
-        )  # fmt: skip
+    for name in (RAW, BZ2):  # md5 before: the raw file's ingest's, the .bz2's hashed
+        assert (logs[name].md5_before, logs[name].md5_after) == (before[name], None)
+        assert logs[name].applied is not None
     assert sorted(session.scalars(select(IngestQueue.filename))) == [RAW, BZ2]
+    session.rollback()
+    make_loop(engine, config, ingest_work, get_queue("ingest", config)).run()
+    for name in (RAW, BZ2):
+        after = session.scalar(select(UpdateLog.md5_after).where(UpdateLog.filename == name))
+        assert after == md5(config.storage_root / name) != before[name]
     session.rollback()
 
 

@@ -6,11 +6,12 @@ rescaled, converted or re-padded, and the cost is that of a copy. The primary he
 by a block when a new keyword needs room; the FITS standard lets a header have any number of
 2880-byte blocks, so the data that follows only moves.
 
-A plain file is copied by the kernel (``copy_file_range``: no pass through Python) while two
-threads take the md5 of the old bytes and of the new ones (hashlib works outside the GIL), so
-an update costs about what copying the file costs. A ``.bz2`` (or ``.gz``) file is
-decompressed as it is read and the new copy compressed as it is written: compressed files
-stay compressed, and neither copy is ever whole in memory.
+A plain file is copied by the kernel (``copy_file_range``: no pass through Python), so an
+update costs about what copying the file costs. The new bytes are not hashed (their md5 is
+learnt later: ``fileops/audit.py``); the old ones only when ingest's md5 of them cannot be
+trusted, in a thread beside the copy (hashlib works outside the GIL). A ``.bz2`` (or
+``.gz``) file is decompressed as it is read and the new copy compressed as it is written:
+compressed files stay compressed, and neither copy is ever whole in memory.
 """
 
 from __future__ import annotations
@@ -66,7 +67,6 @@ class EditResult:
     old: dict[str, Any]
     md5_before: str
     size_before: int
-    md5_after: str
     size_after: int
 
 
@@ -279,23 +279,20 @@ def verify_edited(path: Path, changes: Mapping[str, Any], data_size: int) -> Non
 
 
 class _Hasher(threading.Thread):
-    """The md5 of ``prefix`` followed by the bytes of ``path`` from ``start``, in a thread."""
+    """The md5 of the file at ``path``, in a thread."""
 
-    def __init__(self, path: Path, start: int, prefix: bytes = b"") -> None:
+    def __init__(self, path: Path) -> None:
         super().__init__(daemon=True)
-        self.path, self.start_at, self.prefix = path, start, prefix
+        self.path = path
         self.md5 = ""
-        self.size = 0
         self.error: BaseException | None = None
 
     def run(self) -> None:
         try:
-            digest = hashlib.md5(self.prefix)
+            digest = hashlib.md5()
             with open(self.path, "rb") as handle:
-                handle.seek(self.start_at)
                 while chunk := handle.read(CHUNK * 4):
                     digest.update(chunk)
-                    self.size += len(chunk)
             self.md5 = digest.hexdigest()
         except BaseException as exc:  # noqa: BLE001 - handed to the caller by result()
             self.error = exc
@@ -351,7 +348,7 @@ def swap_primary_header(
     ``before_install`` is called with the result, then it is fsynced and renamed.
 
     ``known``: the file as ingest recorded it; when its size and mtime still match (ingest's
-    own test for "unchanged"), its md5 is the md5 before and the file is not hashed twice."""
+    own test for "unchanged"), its md5 is the md5 before and the file is not hashed at all."""
     with open_regular(local) as source:
         fd_in = source.fileno()
         st = os.fstat(fd_in)
@@ -360,28 +357,31 @@ def swap_primary_header(
         header = parse_header(raw)
         old = apply_changes(header, changes, reject_new)
         new_raw = render_header(header)
-        hashers = [_Hasher(local, len(raw), new_raw)]
+        hasher = None
         if known is None or (known.size, known.mtime_ns) != (size, st.st_mtime_ns):
-            hashers.append(_Hasher(local, 0))
-        for hasher in hashers:
+            hasher = _Hasher(local)
             hasher.start()
         fd_out, tmp = create_temporary(dest)
         installed = False
         try:
             _write_all(fd_out, new_raw)
             _copy_range(fd_in, fd_out, len(raw), size - len(raw))
-            # The fsync and astropy's check run while the hashers do (hashlib leaves the GIL);
-            # the install's fsync then finds the file clean.
+            # fsynced now, so that astropy's check below reads what is on disk and the install's
+            # fsync finds the file clean
             os.fsync(fd_out)
             expected = len(new_raw) + size - len(raw)
             if os.fstat(fd_out).st_size != expected:
                 raise EditError("the file changed while it was copied")
             verify_edited(tmp, changes, expected)
-            md5_after = hashers[0].result()
-            md5_before = hashers[1].result() if len(hashers) > 1 or known is None else known.md5
-            if hashers[0].size != size - len(raw):
+            if hasher is not None:
+                md5_before = hasher.result()
+            else:
+                assert known is not None
+                md5_before = known.md5
+            now = os.fstat(fd_in)  # after the md5: the bytes hashed are the bytes copied
+            if (now.st_size, now.st_mtime_ns) != (size, st.st_mtime_ns):
                 raise EditError("the file changed while it was copied")
-            result = EditResult(old, md5_before, size, md5_after, expected)
+            result = EditResult(old, md5_before, size, expected)
             before_install(result)
             install_temporary(fd_out, tmp, dest, mode)
             installed = True
@@ -390,6 +390,6 @@ def swap_primary_header(
                 with contextlib.suppress(OSError):  # install_temporary may have closed it
                     os.close(fd_out)
                 tmp.unlink(missing_ok=True)
-                for hasher in hashers:
+                if hasher is not None:
                     hasher.join()
     return result

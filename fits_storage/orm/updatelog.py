@@ -12,9 +12,11 @@ from fits_storage.orm.base import Base, BigIntPK, utcnow
 
 class UpdateLog(Base):
     """Who asked for which keywords of which file, the values before and after, and the md5
-    before and after. Written before the edited file replaces the old one (``md5_after`` and
-    ``applied`` still empty) and completed after, so a worker killed in between finds the old
-    values it recorded rather than reading its own edit as "old"."""
+    before and after. Written before the edited file replaces the old one (``applied`` still
+    empty) and marked ``applied`` after, so a worker killed in between finds the old values it
+    recorded rather than reading its own edit as "old". ``md5_after`` comes later still, from
+    the ingest of the new version (``fileops/audit.py``); a request whose values the file
+    already held has it at once, equal to ``md5_before``."""
 
     __tablename__ = "updatelog"
 
