@@ -20,7 +20,7 @@ from fits_storage.db.engine import make_engine, make_session_factory
 from fits_storage.db.schema import schema_problem
 from fits_storage.scan.present import PresentSelection
 from fits_storage.service.logs import NOISY_LOGGERS, add_alerts, install_handlers
-from fits_storage.service.worker import one_line
+from fits_storage.service.logs import one_line
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2

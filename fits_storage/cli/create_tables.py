@@ -10,7 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from fits_storage.cli.common import load_config_or_exit
 from fits_storage.db.engine import make_engine
 from fits_storage.db.schema import create_tables
-from fits_storage.service.worker import one_line
+from fits_storage.service.logs import one_line
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from fits_storage.cli.common import load_config_or_exit, open_database, setup_console_logging
 from fits_storage.descriptors.reingest import Progress, Selection, reingest_headers
 from fits_storage.scan import special_dates_regex, special_value_warning
-from fits_storage.service.worker import one_line
+from fits_storage.service.logs import one_line
 
 COMMAND = "reingest_headers"
 

@@ -44,9 +44,6 @@ from fits_storage.service.logs import one_line
 from fits_storage.service.registration import Registration
 
 DB_RETRY = Backoff(base_seconds=1.0, cap_seconds=60.0)
-# A one-shot run (cron, a hand-run --empty) gives up on an unreachable database after this long;
-# a daemon keeps trying.
-ONE_SHOT_DB_PATIENCE = 30.0
 
 WorkFunction = Callable[[Session, Entry, WorkContext], None]
 
@@ -55,10 +52,12 @@ __all__ = ["QueueLoop", "WorkFunction", "one_line", "run_queue_service"]
 
 class DatabaseOutage:
     """A daemon loop's run of lost-database failures: back off with one warning each, and say
-    once when the database is back. A one-shot run gives up after ``ONE_SHOT_DB_PATIENCE``."""
+    once when the database is back. A one-shot run (cron, a hand-run --empty) gives up after
+    ``one_shot_db_patience`` seconds; a daemon keeps trying."""
 
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
+        self.patience = daemon.config.one_shot_db_patience
         self.failures = 0
         self.since: float | None = None
 
@@ -69,13 +68,13 @@ class DatabaseOutage:
         self.failures += 1
         now = time.monotonic()
         self.since = self.since or now
-        if self.daemon.one_shot and now - self.since >= ONE_SHOT_DB_PATIENCE:
+        if self.daemon.one_shot and now - self.since >= self.patience:
             raise DatabaseUnreachable(
                 f"database unreachable for {now - self.since:.0f}s ({one_line(exc)}); giving up"
             ) from exc
         delay = DB_RETRY.delay(self.failures)
         if self.daemon.one_shot:  # no sleeping past the point of giving up
-            delay = min(delay, ONE_SHOT_DB_PATIENCE - (now - self.since) + 0.1)
+            delay = min(delay, self.patience - (now - self.since) + 0.1)
         self.daemon.logger.warning(
             "database unavailable (%s); retrying in %.1fs", one_line(exc), delay
         )
