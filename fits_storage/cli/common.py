@@ -19,8 +19,7 @@ from fits_storage.config import Config, ConfigError, get_config, parse_positive_
 from fits_storage.db.engine import make_engine, make_session_factory
 from fits_storage.db.schema import schema_problem
 from fits_storage.scan.present import PresentSelection
-from fits_storage.service.logs import NOISY_LOGGERS, add_alerts, install_handlers
-from fits_storage.service.logs import one_line
+from fits_storage.service.logs import NOISY_LOGGERS, add_alerts, install_handlers, one_line
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
