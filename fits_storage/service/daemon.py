@@ -16,18 +16,16 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from typing import TYPE_CHECKING, Any
 
 from fits_storage.config import Config, ConfigError, get_config
-from fits_storage.db.engine import make_engine, make_session_factory
-from fits_storage.db.schema import schema_problem
 from fits_storage.service.lock import AlreadyRunning, InstanceLock
 from fits_storage.service.logs import one_line, setup_logging
 from fits_storage.service.sdnotify import SystemdNotifier
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session, sessionmaker
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -134,6 +132,12 @@ def run_daemon(
     logger = logging.getLogger(command)
     for warning in config.warnings:
         logger.warning("configuration: %s", warning)
+
+    # The database's modules only now: --help and a bad option or configuration answer fast.
+    from sqlalchemy.exc import OperationalError
+
+    from fits_storage.db.engine import make_engine, make_session_factory
+    from fits_storage.db.schema import schema_problem
 
     # Checked before --demon detaches, so that the one who started it sees why it did not.
     engine = make_engine(config.database_url, pre_ping=False)
