@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,10 +13,22 @@ from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
 
 from fits_storage.config import Config
+from fits_storage.db.engine import make_engine, make_session_factory
 from fits_storage.ingest import IngestAction, ingest_file
-from fits_storage.ingest.rows import insert_first_version
-from fits_storage.orm import DiskFile, DiskFileReport, File, FullTextHeader, Header
+from fits_storage.ingest.rows import Completion, insert_first_version
+from fits_storage.orm import (
+    DiskFile,
+    DiskFileReport,
+    File,
+    FullTextHeader,
+    Header,
+    MiscFile,
+    Obslog,
+)
+from fits_storage.queues import Entry, Queue, Worker, get_queue
+from tests.conftest import make_test_config
 from tests.fitsdata import copy_astropy_file, copy_gmos_file
+from tests.processes import environ_for
 
 DEPENDENTS = (Header, FullTextHeader, DiskFileReport)
 
@@ -94,3 +109,153 @@ def test_defaults_apply_as_in_a_flush_and_an_existing_name_writes_nothing(
 def test_an_over_long_value_fails_as_through_the_orm(session: Session) -> None:
     with pytest.raises(DataError, match="too long"):
         insert_first_version(session, "N2.fits", _version("N" * 300), [Header()])
+
+
+# -- a new name's rows, its fan-out and its queue entry's completion in one statement --------
+
+
+def _fanning_config(tmp_path: Path, db_url: str) -> Config:
+    return make_test_config(
+        tmp_path,
+        db_url,
+        export_destinations="http://archive.example:8080",
+        using_previews="true",
+        using_calcache="true",
+    )
+
+
+def _claim(session: Session, queue: Queue, filename: str, worker: str = "rows") -> Entry:
+    queue.add(session, filename)
+    session.commit()
+    entry = queue.claim(session, Worker(worker))
+    session.commit()
+    assert entry is not None
+    return entry
+
+
+def _entries(session: Session, config: Config, name: str) -> list[tuple[str, str]]:
+    table = get_queue(name, config).table
+    return [tuple(r) for r in session.execute(select(table.c.filename, table.c.status))]
+
+
+def test_a_new_name_its_fan_out_and_its_completion_are_one_statement(
+    session: Session, tmp_path: Path, db_url: str
+) -> None:
+    config = _fanning_config(tmp_path, db_url)
+    path = copy_gmos_file(config.storage_root)
+    queue = get_queue("ingest", config)
+    earlier = _claim(session, queue, path.name)
+    assert queue.fail(session, earlier, "an earlier failure of the same file")
+    session.commit()
+    entry = _claim(session, queue, path.name)
+
+    result = ingest_file(session, config, path.name, completing=Completion(queue, entry))
+
+    assert result.action is IngestAction.NEW and result.completed
+    assert result.queued == ("export to http://archive.example:8080", "preview", "calcache")
+    assert not session.in_transaction()
+    assert _entries(session, config, "ingest") == []  # completed, the failure cleared
+    for name in ("export", "preview", "calcache"):
+        assert _entries(session, config, name) == [(path.name, "waiting")], name
+    destination = get_queue("export", config).table.c.destination
+    assert session.scalar(select(destination)) == "http://archive.example:8080"
+    diskfile = session.get(DiskFile, result.diskfile_id)
+    assert diskfile is not None and diskfile.present and diskfile.file_md5 == result.file_md5
+    assert session.scalar(select(func.count()).select_from(Header)) == 1
+
+
+def test_an_existing_name_completes_nothing_in_the_statement(
+    session: Session, tmp_path: Path, db_url: str
+) -> None:
+    config = _fanning_config(tmp_path, db_url)
+    path = copy_gmos_file(config.storage_root)
+    ingest_file(session, config, path.name)
+    session.commit()
+    queue = get_queue("ingest", config)
+    entry = _claim(session, queue, path.name)
+
+    result = ingest_file(
+        session, config, path.name, force=True, completing=Completion(queue, entry)
+    )
+
+    assert result.action is IngestAction.NEW_VERSION and not result.completed
+    session.rollback()  # the ordinary path leaves its writes to the caller: nothing kept
+    assert _entries(session, config, "ingest") == [(path.name, "in_progress")]
+    assert session.scalar(select(func.count()).select_from(DiskFile)) == 1
+
+
+def test_a_lost_lease_completes_nothing_and_the_rows_stand(
+    session: Session, tmp_path: Path, db_url: str
+) -> None:
+    """Another worker took the entry over meanwhile: its ingest will find the file unchanged."""
+    config = _fanning_config(tmp_path, db_url)
+    path = copy_gmos_file(config.storage_root)
+    queue = get_queue("ingest", config)
+    stale = _claim(session, queue, path.name)
+    assert queue.release(session, stale)
+    session.commit()
+    holder = queue.claim(session, Worker("other"))
+    session.commit()
+    assert holder is not None and holder.id == stale.id
+
+    result = ingest_file(session, config, path.name, completing=Completion(queue, stale))
+
+    assert result.action is IngestAction.NEW and not result.completed
+    assert _entries(session, config, "ingest") == [(path.name, "in_progress")]
+    assert session.scalar(select(func.count()).select_from(DiskFile)) == 1
+    again = ingest_file(session, config, path.name, completing=Completion(queue, holder))
+    assert again.action is IngestAction.UNCHANGED and not again.completed
+
+
+def test_the_worker_completes_each_new_file_once(tmp_path: Path, db_url: str) -> None:
+    """Through the real worker: each entry completed by ingest's own statement is not
+    completed again by the loop (that would log a lost lease), and the next is claimed."""
+    config = _fanning_config(tmp_path, db_url)
+    names = [copy_gmos_file(config.storage_root, f"S2019080{i}S0001.fits").name for i in (1, 2, 3)]
+    engine = make_engine(db_url)
+    with make_session_factory(engine)() as session:
+        get_queue("ingest", config).add_many(session, [{"filename": n} for n in names])
+        session.commit()
+    done = subprocess.run(
+        [sys.executable, "-m", "fits_storage.cli.service_ingest_queue", "--empty", "--name=rows"],
+        env=environ_for(config),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "lease lost" not in done.stderr
+    assert "summary: 3 processed" in done.stderr
+    with make_session_factory(engine)() as session:
+        assert _entries(session, config, "ingest") == []
+        assert sorted(f for f, _ in _entries(session, config, "export")) == sorted(names)
+    engine.dispose()
+
+
+@pytest.mark.parametrize("kind", ["obslog", "miscfile"])
+def test_summit_files_complete_in_the_same_statement(
+    session: Session, tmp_path: Path, db_url: str, kind: str
+) -> None:
+    """An observing log's or a miscfile's row takes the same one-statement path, exported only."""
+    from tests.test_summit_files import MISC, OBSLOG, write_miscfile, write_obslog
+
+    config = _fanning_config(tmp_path, db_url)
+    filename, path = (OBSLOG, "obslogs") if kind == "obslog" else (MISC, "")
+    (write_obslog if kind == "obslog" else write_miscfile)(config)
+    queue = get_queue("ingest", config)
+    queue.add(session, filename, path)
+    session.commit()
+    entry = queue.claim(session, Worker("rows"))
+    session.commit()
+    assert entry is not None
+
+    result = ingest_file(session, config, filename, path, completing=Completion(queue, entry))
+
+    assert result.action is IngestAction.NEW and result.completed
+    assert result.queued == ("export to http://archive.example:8080",)
+    assert _entries(session, config, "ingest") == []
+    assert _entries(session, config, "export") == [(filename, "waiting")]
+    assert _entries(session, config, "preview") == _entries(session, config, "calcache") == []
+    model = Obslog if kind == "obslog" else MiscFile
+    row = session.scalars(select(model)).one()
+    assert row.diskfile_id == result.diskfile_id

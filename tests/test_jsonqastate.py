@@ -101,6 +101,8 @@ BAD_SELECTIONS = {
     "present/bogus": "not a program id, observation id or data label: 'bogus'",
     "present/RAW": "select an observation",
     "present/20251332": "not a date (YYYYMMDD): '20251332'",
+    "present/2025-11-23": "not a date (YYYYMMDD) or a date range (YYYYMMDD-YYYYMMDD): '2025-11-23'",
+    "present/2025112": "not a date (YYYYMMDD) or a date range",
     "present/20251125-20251123": "ends before it starts",
     "present/colour=red": "selection term not understood: 'colour=red'",
 }

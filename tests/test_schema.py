@@ -105,3 +105,34 @@ def test_upgrade_from_0001_settles_files_in_progress_twice(db_url: str) -> None:
             conn.execute(text("UPDATE ingestqueue SET status = 'done' WHERE id = 1"))
     finally:
         engine.dispose()
+
+
+def test_the_head_read_from_the_scripts_is_alembics() -> None:
+    from alembic.script import ScriptDirectory
+
+    assert head_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def test_the_start_up_schema_check_reads_revisions_without_alembic(db_url: str) -> None:
+    """Every worker and cron job checks the schema as it starts; Alembic is not imported for
+    it (its import and scripts cost about 0.15 s a start)."""
+    check = (
+        "import sys\n"
+        "from fits_storage.db.engine import make_engine\n"
+        "from fits_storage.db.schema import current_revision, head_revision, schema_problem\n"
+        f"engine = make_engine({db_url!r})\n"
+        "print(schema_problem(engine), current_revision(engine) == head_revision(),"
+        " 'alembic' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["None", "True", "False"]
+
+
+def test_a_database_without_tables_has_no_revision(empty_db_url: str) -> None:
+    from fits_storage.db.schema import current_revision, schema_problem
+
+    engine = make_engine(empty_db_url)
+    assert current_revision(engine) is None
+    assert "has no fits_storage tables" in (schema_problem(engine) or "")
+    engine.dispose()

@@ -13,8 +13,9 @@ import pytest
 from sqlalchemy import Engine, text
 
 from fits_storage.config import Config
-from fits_storage.db.engine import make_session_factory
+from fits_storage.db.engine import make_engine, make_session_factory
 from fits_storage.queues import get_queue
+from tests.conftest import make_test_config
 from tests.processes import RECORDING_WORKER, environ_for, start_recording_worker, wait_for
 from tests.workers.recording_worker import CREATE
 
@@ -219,3 +220,25 @@ def test_a_one_shot_run_gives_up_on_an_unreachable_database(tmp_path: Path) -> N
     assert all(
         "[SQL" not in line and "sqlalche.me" not in line for line in result.stderr.splitlines()
     )
+
+
+@pytest.mark.parametrize(("queue", "setting"), [("preview", "off"), ("export", "on")])
+def test_only_redoable_queues_commit_without_waiting_for_the_disk(
+    tmp_path: Path, pg_db_url: str, queue: str, setting: str
+) -> None:
+    """A preview (like ingest and the calibration cache) is redone from the files if a database
+    crash loses its completion; an export is not, so its worker keeps synchronous commits."""
+    config = make_test_config(tmp_path, pg_db_url)
+    engine = make_engine(pg_db_url)
+    with make_session_factory(engine)() as session:
+        session.execute(text(CREATE))
+        extra = {"destination": "archive"} if queue == "export" else {}
+        get_queue(queue, config).add(session, "N20251123S0001.fits", **extra)
+        session.commit()
+    worker = start_recording_worker(
+        config, "sync", "--oneshot", TEST_QUEUE=queue, TEST_RECORD_SYNC="1"
+    )
+    assert worker.wait(30) == 0, worker.stderr.read() if worker.stderr else ""
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT worker FROM processed")).scalars().all() == [setting]
+    engine.dispose()

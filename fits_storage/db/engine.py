@@ -5,6 +5,11 @@ starts with an explicit ``BEGIN IMMEDIATE`` so that a reader never has to upgrad
 (which SQLite refuses with "database is locked" regardless of the timeout). A connection may ask
 for a plain deferred transaction with the execution option ``sqlite_begin="DEFERRED"`` (the
 status page does: it only reads).
+
+A PostgreSQL engine may be made with ``synchronous_commit=False`` for a worker whose every write
+can be redone from the files (ingest, previews, the calibration cache): its commits then return
+before the WAL reaches the disk. A database crash can lose the last fraction of a second of
+them, but never half of one, and the queue hands out again any entry whose completion was lost.
 """
 
 from __future__ import annotations
@@ -25,12 +30,19 @@ def is_sqlite(engine_or_url: Engine | str) -> bool:
 
 
 def make_engine(
-    url: str, *, pool_size: int = 5, pre_ping: bool = True, echo: bool = False
+    url: str,
+    *,
+    pool_size: int = 5,
+    pre_ping: bool = True,
+    echo: bool = False,
+    synchronous_commit: bool = True,
 ) -> Engine:
     """Create the engine for ``url`` with the settings this system relies on.
 
     ``pre_ping=False`` saves a round trip per checkout for callers that handle a lost
-    connection themselves (the worker loop retries with backoff).
+    connection themselves (the worker loop retries with backoff). ``synchronous_commit=False``
+    (PostgreSQL; SQLite ignores it): commits do not wait for the WAL flush, which costs a
+    disk sync each (0.6 ms on an idle disk, several on a busy one).
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -47,8 +59,18 @@ def make_engine(
         )
         _install_sqlite_hooks(engine)
         return engine
+    connect_args = {}
+    if not synchronous_commit:  # added to the URL's own options (a search_path, say)
+        given = parsed.query.get("options", "")
+        given = " ".join(given) if isinstance(given, tuple) else given
+        connect_args["options"] = f"{given} -c synchronous_commit=off".strip()
     return create_engine(
-        parsed, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping
+        parsed,
+        echo=echo,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=pre_ping,
+        connect_args=connect_args,
     )
 
 

@@ -31,7 +31,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, literal_column, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -39,7 +39,12 @@ from fits_storage.config import Config
 from fits_storage.ingest.digest import Digest, DigestError, TooLarge, compression_of, digest_file
 from fits_storage.ingest.errors import FileChangingError, FileMissingError, IngestError
 from fits_storage.ingest.fitsread import read_fits
-from fits_storage.ingest.rows import insert_first_version
+from fits_storage.ingest.rows import (
+    Completion,
+    Written,
+    insert_first_version,
+    write_first_version_completing,
+)
 from fits_storage.ingest.source import StoredStat, describe, local_copy, stat_stored
 from fits_storage.ingest.summitfiles import read_miscfile_meta, read_obslog
 from fits_storage.ingest.verify import FitsverifyRun, ServerRun, start_verification
@@ -54,6 +59,7 @@ from fits_storage.orm import (
 )
 from fits_storage.queues import get_queue
 from fits_storage.queues.errors import TransientError
+from fits_storage.queues.statements import compiled
 from fits_storage.scan.names import FileKind, file_kind, is_miscfile_meta, miscfile_of_meta
 from fits_storage.storage.base import room_in
 
@@ -80,6 +86,7 @@ class IngestResult:
     queued: tuple[str, ...] = ()
     header_notes: int = 0
     verified_ok: bool | None = None
+    completed: bool = False  # the queue entry given as ``completing`` completed with the rows
 
     def describe(self) -> str:
         """One line for the log: what happened to which file."""
@@ -119,22 +126,32 @@ def file_name_for(filename: str) -> str:
     return filename.removesuffix(".bz2")
 
 
+_PRESENT = (
+    select(
+        DiskFile.id,
+        DiskFile.file_id,
+        DiskFile.filename,
+        DiskFile.path,
+        DiskFile.file_size,
+        DiskFile.mtime_ns,
+        DiskFile.file_md5,
+    )
+    .join(File, File.id == DiskFile.file_id)
+    .where(File.name == bindparam("name"), DiskFile.present)
+    .order_by(DiskFile.id.desc())
+    .limit(literal_column("1"))
+)
+
+
 def _present_version(session: Session, name: str) -> _Version | None:
-    row = session.execute(
-        select(
-            DiskFile.id,
-            DiskFile.file_id,
-            DiskFile.filename,
-            DiskFile.path,
-            DiskFile.file_size,
-            DiskFile.mtime_ns,
-            DiskFile.file_md5,
-        )
-        .join(File, File.id == DiskFile.file_id)
-        .where(File.name == name, DiskFile.present)
-        .order_by(DiskFile.id.desc())
-        .limit(1)
-    ).first()
+    """Run on the session's connection as a Core statement (on PostgreSQL as the driver's SQL,
+    compiled once): the ORM's execution path cost more than the query itself."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        text = compiled(_PRESENT, connection.dialect)
+        row = connection.exec_driver_sql(text, {"name": name}).first()
+    else:
+        row = connection.execute(_PRESENT, {"name": name}).first()
     return _Version(*row) if row is not None else None
 
 
@@ -293,24 +310,29 @@ def _check_stable(config: Config, path: str, filename: str, before: StoredStat) 
         )
 
 
+def fan_out_targets(config: Config, *, fits: bool = True) -> list[tuple[str, dict[str, Any], str]]:
+    """What follows an ingest, per configuration: (queue, the entry's own columns, what the
+    log says) of each entry to add. Files that are not FITS (observing logs, miscfiles) are
+    exported only."""
+    targets = [
+        ("export", {"destination": destination}, f"export to {destination}")
+        for destination in config.export_destinations
+    ]
+    if fits and config.using_previews:
+        targets.append(("preview", {}, "preview"))
+    if fits and config.using_calcache:
+        targets.append(("calcache", {}, "calcache"))
+    return targets
+
+
 def fan_out(
     session: Session, config: Config, filename: str, path: str, *, fits: bool = True
 ) -> tuple[str, ...]:
-    """Queue what follows an ingest, per configuration; returns what was queued. Files that
-    are not FITS (observing logs, miscfiles) are exported only."""
-    queued = []
-    for destination in config.export_destinations:
-        get_queue("export", config).add(session, filename, path, destination=destination)
-        queued.append(f"export to {destination}")
-    if not fits:
-        return tuple(queued)
-    if config.using_previews:
-        get_queue("preview", config).add(session, filename, path)
-        queued.append("preview")
-    if config.using_calcache:
-        get_queue("calcache", config).add(session, filename, path)
-        queued.append("calcache")
-    return tuple(queued)
+    """Queue what follows an ingest (:func:`fan_out_targets`); returns what was queued."""
+    targets = fan_out_targets(config, fits=fits)
+    for queue, extra, _ in targets:
+        get_queue(queue, config).add(session, filename, path, **extra)
+    return tuple(said for _, _, said in targets)
 
 
 def mark_not_present(session: Session, diskfile_id: int) -> bool:
@@ -349,6 +371,7 @@ def ingest_file(
     *,
     force: bool = False,
     force_md5: bool = False,
+    completing: Completion | None = None,
 ) -> IngestResult:
     """Bring the database up to date with the stored file ``path/filename`` (disk or S3).
 
@@ -360,9 +383,15 @@ def ingest_file(
     :class:`FileChangingError` (transient); an unreachable data store, a TransientError. A
     file gone from the store raises :class:`FileMissingError`, after its present version at
     that place is marked not present (committed).
+
+    ``completing``: the queue entry being worked on. On PostgreSQL the first version of a new
+    name, its fan-out and that entry's completion are then written in one autocommit
+    statement (``result.completed``: the caller must not complete it again).
     """
     if is_miscfile_meta(filename):
-        return _ingest_miscfile_meta(session, config, filename, path, force, force_md5)
+        return _ingest_miscfile_meta(
+            session, config, filename, path, force, force_md5, completing
+        )
     name = file_name_for(filename)
     if session.in_transaction():
         session.commit()
@@ -372,7 +401,7 @@ def ingest_file(
     same_place = current is not None and (current.filename, current.path) == (filename, path)
     with _gone_marked_not_present(session, current if same_place else None):
         return _read_and_record(
-            session, config, filename, path, name, current, same_place, force, force_md5
+            session, config, filename, path, name, current, same_place, force, force_md5, completing
         )
 
 
@@ -386,6 +415,7 @@ def _read_and_record(
     same_place: bool,
     force: bool,
     force_md5: bool,
+    completing: Completion | None = None,
 ) -> IngestResult:
     """Compare the stored file with ``current``, read it if it changed, and record it."""
     label = describe(path, filename)
@@ -405,7 +435,7 @@ def _read_and_record(
     previous = current if current is not None and same_place and not force else None
     if kind in (FileKind.OBSLOG, FileKind.MISCFILE):
         return _read_and_record_summit_file(
-            session, config, filename, path, name, stat, previous, kind, force
+            session, config, filename, path, name, stat, previous, kind, force, completing
         )
     with local_copy(config, path, filename) as local, ExitStack() as stack:
         readable = local  # what astropy and fitsverify read: the uncompressed bytes
@@ -440,7 +470,9 @@ def _read_and_record(
             fitsverify_report=fitsverify.text if fitsverify else None,
         ),
     ]
-    result = _record(session, config, filename, path, name, stat, digest, rows, force)
+    result = _record(
+        session, config, filename, path, name, stat, digest, rows, force, completing=completing
+    )
     if result.action is IngestAction.MD5_UNCHANGED:
         return result
     verified = contents.astropy.ok and (fitsverify is None or fitsverify.ok)
@@ -459,6 +491,7 @@ def _read_and_record_summit_file(
     previous: _Version | None,
     kind: FileKind,
     force: bool,
+    completing: Completion | None = None,
 ) -> IngestResult:
     """An observing log or a miscfile: its bytes are opaque (never decompressed); the log's
     text, or the miscfile's metadata, makes its row (ingest/summitfiles.py)."""
@@ -477,7 +510,10 @@ def _read_and_record_summit_file(
         else:
             row = read_miscfile_meta(config, filename, path).row(0)
     _check_stable(config, path, filename, stat)
-    return _record(session, config, filename, path, name, stat, digest, [row], force, fits=False)
+    return _record(
+        session, config, filename, path, name, stat, digest, [row], force, fits=False,
+        completing=completing,
+    )
 
 
 def _with_meta_refreshed(
@@ -499,7 +535,13 @@ def _with_meta_refreshed(
 
 
 def _ingest_miscfile_meta(
-    session: Session, config: Config, filename: str, path: str, force: bool, force_md5: bool
+    session: Session,
+    config: Config,
+    filename: str,
+    path: str,
+    force: bool,
+    force_md5: bool,
+    completing: Completion | None,
 ) -> IngestResult:
     """A miscfile's metadata queued on its own (an upload of it, on the archive): ingest its
     miscfile, which reads it; if that file is not stored yet, its own ingest will."""
@@ -509,7 +551,9 @@ def _ingest_miscfile_meta(
     except FileMissingError:
         session.commit()
         return IngestResult(IngestAction.META_ONLY, filename, path, None, None)
-    return ingest_file(session, config, miscfile, path, force=force, force_md5=force_md5)
+    return ingest_file(
+        session, config, miscfile, path, force=force, force_md5=force_md5, completing=completing
+    )
 
 
 def _enter(
@@ -517,6 +561,25 @@ def _enter(
 ) -> FitsverifyRun | ServerRun | None:
     """``run`` killed when ``stack`` closes (if it is still running then)."""
     return stack.enter_context(run) if run is not None else None
+
+
+def _write_completing(
+    session: Session,
+    config: Config,
+    name: str,
+    diskfile: DiskFile,
+    rows: list[Any],
+    completing: Completion,
+    fits: bool,
+) -> Written | None:
+    """A new name's rows, its fan-out and the entry's completion in one statement, or None
+    (nothing written: the name exists, or a value needs the ordinary path)."""
+    adds = []
+    for queue_name, extra, _ in fan_out_targets(config, fits=fits):
+        queue = get_queue(queue_name, config)
+        adds.append((queue, queue.entry_values(diskfile.filename, diskfile.path, **extra)))
+    done = replace(completing, adds=tuple(adds))
+    return write_first_version_completing(session, name, diskfile, rows, done)
 
 
 def _record(
@@ -531,11 +594,14 @@ def _record(
     force: bool,
     *,
     fits: bool = True,
+    completing: Completion | None = None,
 ) -> IngestResult:
     """The write phase: one new present, canonical version replacing the previous one, with
     ``rows`` (header and reports, or an obslog or miscfile row) attached to it.
 
-    A new name on PostgreSQL is one statement (:func:`insert_first_version`)."""
+    A new name on PostgreSQL is one statement (:func:`insert_first_version`); with
+    ``completing`` and no transaction open, that statement also adds the fan-out's entries and
+    completes the entry, in autocommit (:func:`write_first_version_completing`)."""
     diskfile = DiskFile(
         filename=filename,
         path=path,
@@ -552,6 +618,19 @@ def _record(
     )
     first = None
     if session.get_bind().dialect.name == "postgresql":
+        if completing is not None and not session.in_transaction():
+            written = _write_completing(session, config, name, diskfile, rows, completing, fits)
+            if written is not None:
+                return IngestResult(
+                    IngestAction.NEW,
+                    filename,
+                    path,
+                    written.file_id,
+                    written.diskfile_id,
+                    file_md5=digest.file_md5,
+                    queued=tuple(said for _, _, said in fan_out_targets(config, fits=fits)),
+                    completed=written.completed,
+                )
         first = insert_first_version(session, name, diskfile, rows)
     latest = None
     if first is not None:

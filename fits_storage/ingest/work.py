@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session
 
 from fits_storage.ingest.ingest import ingest_file
+from fits_storage.ingest.rows import Completion
 from fits_storage.queues import Entry
 
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ def ingest_work(session: Session, entry: Entry, context: WorkContext) -> None:
 
     Bad input raises IngestError (the entry fails with its reason); a file still being
     written raises FileChangingError (retried). The loop commits our writes with the
-    entry's completion.
+    entry's completion, unless ingest wrote both in one statement (a new name on PostgreSQL).
     """
     result = ingest_file(
         session,
@@ -27,5 +28,8 @@ def ingest_work(session: Session, entry: Entry, context: WorkContext) -> None:
         entry.path,
         force=bool(entry["force"]),
         force_md5=bool(entry["force_md5"]),
+        completing=Completion(context.queue("ingest"), entry),
     )
+    if result.completed:
+        context.entry_completed(entry)
     context.logger.info("%s", result.describe())

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fits_storage.config import Config
 from fits_storage.queues.definitions import get_queue
-from fits_storage.queues.engine import Queue, Worker
+from fits_storage.queues.engine import Entry, Queue, Worker
 
 
 @dataclass
@@ -27,9 +27,22 @@ class WorkContext:
     session_factory: sessionmaker[Session]
     worker: Worker
     _queues: dict[str, Queue] = field(default_factory=dict)
+    _completed: set[int] = field(default_factory=set)
 
     def queue(self, name: str) -> Queue:
         """Another queue of the system (to add work to it), with this process's settings."""
         if name not in self._queues:
             self._queues[name] = get_queue(name, self.config)
         return self._queues[name]
+
+    def entry_completed(self, entry: Entry) -> None:
+        """The work completed ``entry`` itself, in the statement that wrote its rows (ingest of
+        a new name on PostgreSQL): the loop must not complete it again, only claim the next."""
+        self._completed.add(entry.id)
+
+    def take_completed(self, entry: Entry) -> bool:
+        """Whether the work said it completed ``entry`` (asked once per entry)."""
+        if entry.id not in self._completed:
+            return False
+        self._completed.discard(entry.id)
+        return True

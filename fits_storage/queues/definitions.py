@@ -23,6 +23,13 @@ DEFINITIONS: dict[str, type[QueueEntryMixin]] = {
     "fileops": FileopsQueue,
 }
 
+# Queues whose work can always be redone from the stored files (ingest reads them; previews and
+# calibration associations are derived from what ingest recorded): their workers commit
+# without waiting for the disk (``make_engine(synchronous_commit=False)``). A completion lost
+# in a database crash rolls back with the rows it completed, and the entry is handed out
+# again. The others wait: an export or a header edit has effects outside the database.
+REDOABLE = frozenset({"ingest", "preview", "calcache"})
+
 
 def get_queue(name: str, config: Config, backoff: Backoff | None = None) -> Queue:
     """The queue called ``name`` with the lease and retry settings of ``config``."""

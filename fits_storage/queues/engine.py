@@ -150,6 +150,12 @@ class Queue:
         )
         return row
 
+    def entry_values(
+        self, filename: str, path: str = "", *, after: datetime | None = None, **extra: Any
+    ) -> dict[str, Any]:
+        """The columns of a new entry, as ``add`` writes them (for a statement of its own)."""
+        return self._row(filename, path, after, extra)
+
     def add(
         self,
         session: Session,

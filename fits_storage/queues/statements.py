@@ -278,11 +278,11 @@ def _failures(table: Table, key: tuple[str, ...]) -> ColumnElement[bool]:
     )
 
 
-def _finished(table: Table, key: tuple[str, ...]) -> tuple:  # type: ignore[type-arg]
-    """The CTEs of a PostgreSQL success: ``done`` (the fenced delete of the entry) and
-    ``cleared`` (the file's failures, deleted only if ``done`` hit, so a completion whose lease
-    was lost changes nothing even in autocommit)."""
-    done = delete(table).where(_fence(table)).returning(table.c.id).cte("done")
+def _finished(table: Table, key: tuple[str, ...], *gates: ColumnElement[bool]) -> tuple:  # type: ignore[type-arg]
+    """The CTEs of a PostgreSQL success: ``done`` (the fenced delete of the entry, if every one
+    of ``gates`` holds) and ``cleared`` (the file's failures, deleted only if ``done`` hit, so a
+    completion whose lease was lost changes nothing even in autocommit)."""
+    done = delete(table).where(_fence(table), *gates).returning(table.c.id).cte("done")
     held = select(_const(1)).select_from(done).exists()
     cleared = (
         delete(table).where(_failures(table, key)).where(held).returning(table.c.id).cte("cleared")
@@ -298,6 +298,29 @@ def finish(table: Table, key: tuple[str, ...]) -> Select:
     finished = select(func.count()).select_from(done).scalar_subquery()
     touched = select(func.count()).select_from(cleared).scalar_subquery()
     return select(finished.label("finished"), touched.label("cleared"))
+
+
+def finish_if(table: Table, key: tuple[str, ...], gate: ColumnElement[bool]) -> tuple:  # type: ignore[type-arg]
+    """PostgreSQL: the ``done`` and ``cleared`` CTEs of :func:`finish`, ``done`` only if
+    ``gate`` holds, for a work that writes its rows and completes its entry in one autocommit
+    statement (``ingest/rows.py``): the entry completes only if the rows were written."""
+    done, cleared, _ = _finished(table, key, gate)
+    return done, cleared
+
+
+def entry_from(
+    table: Table, columns: tuple[str, ...], prefix: str, source: ClauseElement
+) -> Insert:
+    """PostgreSQL: one entry added for each row of ``source`` (a CTE of the same statement),
+    values bound as ``<prefix><column>``; like ``insert_entries``, a duplicate of a waiting
+    entry is dropped."""
+    values = [cast(bindparam(f"{prefix}{name}"), table.c[name].type) for name in columns]
+    return (
+        postgresql.insert(table)
+        .from_select(list(columns), select(*values).select_from(source))
+        .on_conflict_do_nothing()
+        .returning(table.c.id)
+    )
 
 
 @cache

@@ -95,8 +95,13 @@ def run_daemon(
     *,
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
     argv: list[str] | None = None,
+    synchronous_commit: bool | Callable[[], bool] = True,
 ) -> int:
-    """Parse options, take the lock, set up logging and signals, then run ``body``."""
+    """Parse options, take the lock, set up logging and signals, then run ``body``.
+
+    ``synchronous_commit=False``: the engine's commits do not wait for the disk (only for
+    work that can be redone: ``fits_storage.db.engine``). It may be a function that decides,
+    called once options and configuration are good (what decides may be slow to import)."""
     parser = base_parser(command, description)
     if add_arguments:
         add_arguments(parser)
@@ -139,8 +144,12 @@ def run_daemon(
     from fits_storage.db.engine import make_engine, make_session_factory
     from fits_storage.db.schema import schema_problem
 
+    if callable(synchronous_commit):
+        synchronous_commit = synchronous_commit()
     # Checked before --demon detaches, so that the one who started it sees why it did not.
-    engine = make_engine(config.database_url, pre_ping=False)
+    engine = make_engine(
+        config.database_url, pre_ping=False, synchronous_commit=synchronous_commit
+    )
     try:
         problem = schema_problem(engine)
     except OperationalError as exc:  # not reachable yet: the loop retries with backoff

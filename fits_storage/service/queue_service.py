@@ -47,7 +47,19 @@ def run_queue_service(
             daemon.logger.critical("%s", exc)
             return EXIT_FAILURE
 
-    return run_daemon(command, description, body, add_arguments=arguments, argv=argv)
+    def synchronous_commit() -> bool:
+        from fits_storage.queues.definitions import REDOABLE
+
+        return queue_name not in REDOABLE
+
+    return run_daemon(
+        command,
+        description,
+        body,
+        add_arguments=arguments,
+        argv=argv,
+        synchronous_commit=synchronous_commit,
+    )
 
 
 def imported_work(module: str, name: str) -> WorkFunction:

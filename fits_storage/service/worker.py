@@ -260,6 +260,7 @@ class QueueLoop:
                     session.flush()  # a bad row is the work's error, not the completion's
                 completed, following = self._complete(session, entry, claim_next)
             except (Exception, RunTimeExceeded) as exc:
+                self.context.take_completed(entry)
                 if is_database_lost(exc):
                     raise
                 if self._rolled_back(session):
@@ -343,6 +344,9 @@ class QueueLoop:
         runs in autocommit. A work that never touched the database has nothing to share a
         transaction with: PostgreSQL completes and claims in one autocommit statement."""
         claim_next = claim_next and not self.daemon.stopping.is_set()
+        if self.context.take_completed(entry):  # with the work's own rows: only claim
+            session.rollback()
+            return True, self._claim() if claim_next else None
         if self._postgresql and not session.in_transaction():
             with self._autocommit() as conn:
                 if claim_next:

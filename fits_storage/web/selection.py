@@ -34,6 +34,7 @@ OBSERVATION_RE = re.compile(rf"^{PROGRAM}-\d+$")
 DATA_LABEL_RE = re.compile(rf"^{PROGRAM}-\d+-\d+(?:-[A-Za-z0-9_]+)*$")
 DATE_RE = re.compile(r"^(\d{8})$")
 DATE_RANGE_RE = re.compile(r"^(\d{8})-(\d{8})$")
+DATE_LIKE_RE = re.compile(r"^[\d./-]+$")
 FILENAME_RE = re.compile(r"^[A-Za-z0-9._+-]+\.fits(?:\.bz2)?$")
 
 
@@ -91,6 +92,10 @@ def _identify(value: str, selection: UrlSelection, term: str) -> None:
         selection.observation_id = value
     elif PROGRAM_RE.match(value) or term.startswith("progid="):
         selection.program_id = value
+    elif DATE_LIKE_RE.match(value):  # 2025-11-23, 2025112: a date written otherwise
+        raise SelectionError(
+            f"not a date (YYYYMMDD) or a date range (YYYYMMDD-YYYYMMDD): {term!r}"
+        )
     else:
         raise SelectionError(f"not a program id, observation id or data label: {term!r}")
 

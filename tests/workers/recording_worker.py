@@ -4,7 +4,9 @@ Its work records the entry in the table ``processed`` inside the same transactio
 completes the entry, so a test can check the exact multiset of effects. ``TEST_WORK_SECONDS``
 makes each item take up to that long (randomly), to widen the windows a kill can hit;
 ``TEST_FAIL`` names files (comma-separated) whose work fails; ``TEST_HANG`` names a file whose
-work hangs where no signal can reach it (as in an uninterruptible NFS read).
+work hangs where no signal can reach it (as in an uninterruptible NFS read);
+``TEST_RECORD_SYNC`` (PostgreSQL) records the work session's ``synchronous_commit`` as its
+worker.
 """
 
 from __future__ import annotations
@@ -36,9 +38,12 @@ def work(session: Session, entry: Entry, context: WorkContext) -> None:
     seconds = float(os.environ.get("TEST_WORK_SECONDS", "0"))
     if seconds:
         time.sleep(seconds if os.environ.get("TEST_WORK_FIXED") else random.uniform(0, seconds))
+    who = context.worker.name
+    if os.environ.get("TEST_RECORD_SYNC"):
+        who = session.execute(text("SHOW synchronous_commit")).scalar_one()
     session.execute(
         text("INSERT INTO processed (filename, worker) VALUES (:f, :w)"),
-        {"f": entry.filename, "w": context.worker.name},
+        {"f": entry.filename, "w": who},
     )
 
 
