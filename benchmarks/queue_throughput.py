@@ -181,7 +181,7 @@ def record_work(session: Session, entry: Entry, context: Any) -> None:
 
 
 def child_service(spec: dict[str, Any]) -> None:
-    from fits_storage.service.worker import run_queue_service
+    from fits_storage.service.queue_service import run_queue_service
 
     child_ready()
     argv = ["--name", f"bench{spec['index']}"] + (["--empty"] if spec["empty"] else [])

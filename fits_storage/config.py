@@ -170,6 +170,7 @@ KEYS: dict[str, tuple[str, str]] = {
     "queue_max_attempts": ("posint", "5"),
     "queue_poll_seconds": ("positive_seconds", "2"),
     "queue_max_run_seconds": ("positive_seconds", "3600"),
+    "one_shot_db_patience": ("positive_seconds", "30"),
     "file_mode": ("mode", ""),
     "max_uncompressed_bytes": ("bytes", "4G"),
     "upload_read_timeout": ("positive_seconds", "60"),
@@ -219,6 +220,7 @@ class Config:
     queue_max_attempts: int
     queue_poll_seconds: float
     queue_max_run_seconds: float
+    one_shot_db_patience: float
     file_mode: int | None
     max_uncompressed_bytes: int
     upload_read_timeout: float

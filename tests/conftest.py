@@ -155,6 +155,7 @@ def config_environ(config: Config) -> dict[str, str]:
         "queue_poll_seconds",
         "queue_max_attempts",
         "queue_max_run_seconds",
+        "one_shot_db_patience",
         "defer_threshold",
         "defer_delay",
         "min_dhs_age_seconds",

@@ -6,7 +6,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from fits_storage.config import Config
@@ -58,3 +59,18 @@ def stop(process: subprocess.Popen, timeout: float = 15) -> int:
     except subprocess.TimeoutExpired:
         process.kill()
         return process.wait()
+
+
+@contextmanager
+def stopped_after(*processes: subprocess.Popen) -> Iterator[None]:
+    """Stop ``processes`` when the block ends. That each stopped cleanly (exit 0 within the grace
+    after SIGTERM) is asserted only when the block succeeded, so a failure inside it is what the
+    test reports, not the stop that followed."""
+    try:
+        yield
+    except BaseException:
+        for process in processes:
+            stop(process)
+        raise
+    codes = [stop(process) for process in processes]
+    assert codes == [0] * len(processes), f"exit statuses {codes} (-9: killed, SIGTERM not obeyed)"

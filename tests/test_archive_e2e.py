@@ -272,7 +272,7 @@ def test_archive_down_for_part_of_the_run(tmp_path: Path, databases: tuple[str, 
         wait_for(backing_off, 60, "every new export entry to wait on the dead archive")
         time.sleep(4)  # several backoff rounds (capped at 2s) with the archive still down
         rows = summit.queue(ExportQueue)
-        assert all(status == "waiting" and attempts == 0 for _, status, attempts, _ in rows)
+        assert all(status == "waiting" and attempts == 0 for _, status, attempts, _ in rows), rows
         assert summit.failed() == []
 
         start_web(archive, url)

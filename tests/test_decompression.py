@@ -1,9 +1,11 @@
 """Bounded decompression (DESIGN §4): a bz2 bomb costs neither memory nor disk.
 
-The bomb is made here, at test time: a valid FITS header followed by zeros, about 2 GiB in
-all, bz2-compressed as one stream to about 1.6 KB. The ingest worker and the web server each
-run as real child processes (the real commands), and their peak RSS is read from the kernel's
-accounting of the child (``os.wait4``), not guessed.
+The bomb is made here, at test time: a valid FITS header followed by zeros, 654 MiB in all
+(more than twice the 300 MB the processes may take, so holding it whole would fail the test),
+one bz2 stream of about 700 bytes. Compressing that many zeros would take bzip2 many seconds,
+so one block of zeros is compressed and the stream is assembled from copies of it. The ingest
+worker and the web server each run as real child processes (the real commands), and their peak
+RSS is read from the kernel's accounting of the child (``os.wait4``), not guessed.
 """
 
 from __future__ import annotations
@@ -40,10 +42,13 @@ from tests.conftest import config_environ, make_test_config
 from tests.processes import ROOT, wait_for
 
 BLOCK = 2880
-BOMB_BYTES = BLOCK * 745_654  # 2,147,483,520 bytes: 2 GiB less 128, whole FITS blocks
+ZEROS_PER_BZ2_BLOCK = BLOCK * 14_000  # 40,320,000 zeros: one bz2 block (900 kB after its RLE)
+BOMB_COPIES = 17
+BOMB_BYTES = BLOCK + ZEROS_PER_BZ2_BLOCK * BOMB_COPIES  # 685,442,880 bytes, whole FITS blocks
 BOMB_NAME = "N20251123S0666.fits.bz2"
 RSS_LIMIT = 300 * 1024 * 1024
-ZEROS = bytes(16 << 20)
+BZ2_BLOCK_MAGIC = 0x314159265359
+BZ2_END_MAGIC = 0x177245385090
 
 
 def fits_header(data_bytes: int) -> bytes:
@@ -60,18 +65,36 @@ def fits_header(data_bytes: int) -> bytes:
     return header.ljust(BLOCK, b" ")
 
 
+def bz2_block(data: bytes) -> tuple[int, int, int]:
+    """The one block of ``bz2.compress(data)``: its bits (as an int), their count, its CRC."""
+    stream = bz2.compress(data, 9)
+    bits, total = int.from_bytes(stream, "big"), len(stream) * 8
+
+    def field(start: int, length: int) -> int:
+        return (bits >> (total - start - length)) & ((1 << length) - 1)
+
+    for pad in range(8):  # the stream ends: end magic, combined CRC (a lone block's), 0-7 pad bits
+        length = total - 32 - 80 - pad
+        if field(32 + length, 48) == BZ2_END_MAGIC and field(32 + length + 48, 32) == field(80, 32):
+            assert field(32, 48) == BZ2_BLOCK_MAGIC
+            return field(32, length), length, field(80, 32)
+    raise AssertionError("not a one-block bz2 stream")
+
+
 def write_bomb(dest: Path, total: int) -> Path:
-    """A FITS file of ``total`` bytes (header, then zeros) as one bz2 stream, made by streaming
-    zeros through the compressor (never the whole file in memory)."""
-    compressor = bz2.BZ2Compressor(9)
-    with open(dest, "wb") as out:
-        out.write(compressor.compress(fits_header(total - BLOCK)))
-        left = total - BLOCK
-        while left:
-            step = min(left, len(ZEROS))
-            out.write(compressor.compress(ZEROS[:step] if step < len(ZEROS) else ZEROS))
-            left -= step
-        out.write(compressor.flush())
+    """A FITS file of ``total`` bytes (header, then zeros) as one bz2 stream: the header's block,
+    then copies of one block of zeros, bit-aligned, closed by the stream's combined CRC."""
+    copies, left = divmod(total - BLOCK, ZEROS_PER_BZ2_BLOCK)
+    assert left == 0, "the zeros must fill whole bz2 blocks"
+    blocks = [bz2_block(fits_header(total - BLOCK))]
+    blocks += [bz2_block(bytes(ZEROS_PER_BZ2_BLOCK))] * copies
+    bits, length, combined = int.from_bytes(b"BZh9", "big"), 32, 0
+    for block, size, crc in blocks:
+        bits, length = (bits << size) | block, length + size
+        combined = (((combined << 1) | (combined >> 31)) & 0xFFFFFFFF) ^ crc
+    bits, length = (((bits << 48) | BZ2_END_MAGIC) << 32) | combined, length + 80
+    pad = -length % 8
+    dest.write_bytes((bits << pad).to_bytes((length + pad) // 8, "big"))
     return dest
 
 
@@ -271,7 +294,8 @@ def test_bz2_bomb_ingest_and_get_file_keep_peak_rss_under_300_mb(
     bomb: Path, tmp_path: Path, pg_db_url: str
 ) -> None:
     """On PostgreSQL only: the database plays no part in the memory a bomb takes, and each run
-    costs ~25 s of decompressing and hashing 2 GiB twice (the rest of this file runs on both)."""
+    costs seconds of decompressing and hashing 654 MiB twice (the rest of this file runs on
+    both)."""
     config = make_test_config(tmp_path, pg_db_url)  # the default ceiling (4G) admits it
     engine = make_engine(pg_db_url)
     try:

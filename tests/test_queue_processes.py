@@ -17,7 +17,7 @@ from fits_storage.config import Config
 from fits_storage.db.engine import make_engine, make_session_factory
 from fits_storage.queues import Worker, get_queue
 from tests.conftest import make_test_config
-from tests.processes import start_recording_worker, stop, wait_for
+from tests.processes import start_recording_worker, stop, stopped_after, wait_for
 from tests.workers.recording_worker import CREATE
 
 NAMES = [f"N20251123S{i:04d}.fits" for i in range(1, 1000)]
@@ -103,47 +103,48 @@ def test_worker_recovers_from_terminated_connection(tmp_path, pg_db_url: str) ->
     prepare(engine, config, 5)
     worker = start_recording_worker(config, "cut")
     try:
-        wait_for(lambda: sum(processed(engine).values()) == 5, 30, "the first batch")
-        with engine.begin() as conn:
-            gone = [
-                row[0]
-                for row in conn.execute(
-                    text(
-                        "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE application_name = :app"
-                    ),
-                    {"app": app},
-                )
-            ]
-            killed = len(gone)
-        assert killed >= 1
-
-        def listening_again() -> bool:
-            with engine.connect() as conn:
-                return bool(
-                    conn.execute(
+        with stopped_after(worker):
+            wait_for(lambda: sum(processed(engine).values()) == 5, 30, "the first batch")
+            with engine.begin() as conn:
+                gone = [
+                    row[0]
+                    for row in conn.execute(
                         text(
-                            "SELECT count(*) FROM pg_stat_activity WHERE application_name = :app "
-                            "AND query LIKE 'LISTEN%' AND pid <> ALL(:gone)"
+                            "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE application_name = :app"
                         ),
-                        {"app": app, "gone": gone},
-                    ).scalar()
-                )
+                        {"app": app},
+                    )
+                ]
+                killed = len(gone)
+            assert killed >= 1
 
-        wait_for(listening_again, 20, "the worker to LISTEN on a new connection")
-        # Only now is work added: picked up well within the 30 s poll, it came by NOTIFY to
-        # the re-issued LISTEN (work added before that would be found by the look a worker
-        # takes after any reconnection, and would prove nothing).
-        factory = make_session_factory(engine)
-        with factory() as session:
-            get_queue("preview", config).add_many(
-                session, [{"filename": n} for n in NAMES[100:110]]
-            )
-            session.commit()
-        wait_for(lambda: sum(processed(engine).values()) == 15, 15, "work after the cut")
-        assert worker.poll() is None, "the worker died instead of reconnecting"
+            def listening_again() -> bool:
+                with engine.connect() as conn:
+                    return bool(
+                        conn.execute(
+                            text(
+                                "SELECT count(*) FROM pg_stat_activity "
+                                "WHERE application_name = :app "
+                                "AND query LIKE 'LISTEN%' AND pid <> ALL(:gone)"
+                            ),
+                            {"app": app, "gone": gone},
+                        ).scalar()
+                    )
+
+            wait_for(listening_again, 20, "the worker to LISTEN on a new connection")
+            # Only now is work added: picked up well within the 30 s poll, it came by NOTIFY to
+            # the re-issued LISTEN (work added before that would be found by the look a worker
+            # takes after any reconnection, and would prove nothing).
+            factory = make_session_factory(engine)
+            with factory() as session:
+                get_queue("preview", config).add_many(
+                    session, [{"filename": n} for n in NAMES[100:110]]
+                )
+                session.commit()
+            wait_for(lambda: sum(processed(engine).values()) == 15, 15, "work after the cut")
+            assert worker.poll() is None, "the worker died instead of reconnecting"
     finally:
-        assert stop(worker) == 0
         engine.dispose()
 
 
@@ -182,16 +183,16 @@ def test_idle_worker_is_woken_by_notify_not_polling(tmp_path, pg_db_url: str) ->
     prepare(engine, config, 0)
     worker = start_recording_worker(config, "idle")
     try:
-        time.sleep(2)  # idle, listening
-        factory = make_session_factory(engine)
-        with factory() as session:
-            get_queue("preview", config).add(session, "N20251123S0001.fits")
-            session.commit()
-        added = time.monotonic()
-        wait_for(lambda: sum(processed(engine).values()) == 1, 10, "the notified worker")
-        assert time.monotonic() - added < 10
+        with stopped_after(worker):
+            time.sleep(2)  # idle, listening
+            factory = make_session_factory(engine)
+            with factory() as session:
+                get_queue("preview", config).add(session, "N20251123S0001.fits")
+                session.commit()
+            added = time.monotonic()
+            wait_for(lambda: sum(processed(engine).values()) == 1, 10, "the notified worker")
+            assert time.monotonic() - added < 10
     finally:
-        assert stop(worker) == 0
         engine.dispose()
 
 
@@ -215,9 +216,11 @@ def test_a_stopped_worker_is_rescued_and_its_late_completion_discarded(
         wait_for(lambda: "lease lost" in log.read_text(), 20, "the late worker to notice")
         assert processed(engine) == Counter({name: 1})  # its own write was rolled back
         assert queue_total(engine, config) == 0
-    finally:
+    except BaseException:
         frozen.send_signal(signal.SIGCONT)
-        assert stop(frozen) == 0
+        stop(frozen)  # the failure above is the one to report
+        raise
+    assert stop(frozen) == 0
     with engine.connect() as conn:
         workers = [r[0] for r in conn.execute(text("SELECT worker FROM processed"))]
     assert workers == ["recording_worker-rescuer"]

@@ -203,14 +203,17 @@ def _zombie(pid: int) -> bool:
 
 
 def test_a_one_shot_run_gives_up_on_an_unreachable_database(tmp_path: Path) -> None:
-    """A daemon keeps trying; a run from cron (--empty) must end, with exit 1 and one line
-    per try, not a traceback."""
+    """A daemon keeps trying; a run from cron (--empty) must end after one_shot_db_patience,
+    with exit 1 and one line per try, not a traceback."""
     from tests.conftest import make_test_config
 
-    config = make_test_config(tmp_path, "postgresql://postgres@127.0.0.1:1/nowhere")
+    config = make_test_config(
+        tmp_path, "postgresql://postgres@127.0.0.1:1/nowhere", one_shot_db_patience="2.5"
+    )
     result = run_worker_to_the_end(config, timeout=180)
     assert result.returncode == 1, result.stderr
     assert "database unreachable for" in result.stderr and "giving up" in result.stderr
+    assert result.stderr.count("retrying in") >= 2  # it kept trying until its patience ran out
     lines = result.stderr.splitlines()
     assert any("CRITICAL" in line and "giving up" in line for line in lines)  # mailed to admins
     assert "Traceback" not in result.stderr

@@ -5,6 +5,7 @@ two service_ingest_queue instances -> database. Plus deferral, and SIGKILL at ra
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -24,7 +26,7 @@ from fits_storage.orm.queues import IngestQueue
 from fits_storage.queues import get_queue
 from tests import fitsdata
 from tests.conftest import make_test_config
-from tests.processes import environ_for, stop, wait_for
+from tests.processes import environ_for, stop, stopped_after, wait_for
 
 
 def start(config: Config, module: str, *args: str) -> subprocess.Popen:
@@ -122,7 +124,7 @@ def test_files_flow_from_dhs_to_database_exactly_once(tmp_path: Path, db_url: st
         start_ingester(config, "siq1"),
         start_ingester(config, "siq2"),
     ]
-    try:
+    with closing(db), stopped_after(*processes):
         observed: list[bool] = []
         writer = threading.Thread(
             target=write_slowly, args=(slow_target, big.read_bytes(), 3.0, observed)
@@ -148,10 +150,6 @@ def test_files_flow_from_dhs_to_database_exactly_once(tmp_path: Path, db_url: st
         assert all(n == 1 for name, n in versions.items() if name != rewritten.name)
         assert "N20251123S0900.fits" not in db.present()
         assert not (config.storage_root / "N20251123S0900.fits").exists()
-    finally:
-        for process in processes:
-            assert stop(process) == 0
-        db.close()
     log = (config.log_dir / "copy_from_dhs-e2e.log").read_text()
     assert log.count("N20251123S0900.fits: not a complete FITS file") == 1
 
@@ -163,14 +161,17 @@ def test_recently_modified_files_are_deferred(tmp_path: Path, db_url: str) -> No
     with db.factory() as session:
         db.queue.add(session, path.name)
         session.commit()
+
+    def deferred() -> bool:
+        os.utime(path)  # still being written, as the worker sees it, however slow its start
+        return any("deferred" in (r[2] or "") for r in db.queue_rows())
+
     worker = start_ingester(config, "defer")
-    try:
-        wait_for(lambda: any("deferred" in (r[2] or "") for r in db.queue_rows()), 10, "deferral")
+    with stopped_after(worker):
+        wait_for(deferred, 30, "deferral")
         assert path.name not in db.present()
-        wait_for(lambda: path.name in db.present(), 15, "ingest once the file is old enough")
-        wait_for(lambda: not db.queue_rows(), 5, "the entry to complete")
-    finally:
-        assert stop(worker) == 0
+        wait_for(lambda: path.name in db.present(), 30, "ingest once the file is old enough")
+        wait_for(lambda: not db.queue_rows(), 10, "the entry to complete")
 
     fresh = fitsdata.make_observatory_file(config.storage_root, "N20251123S0002.fits")
     with db.factory() as session:

@@ -23,7 +23,6 @@ from fits_storage.cli.common import (
     open_database,
     setup_command_logging,
 )
-from fits_storage.queues import get_queue
 from fits_storage.scan import Selection, SelectionError, special_value_warning
 from fits_storage.scan.select import SPECIAL_DAYS
 from fits_storage.storage import StorageError
@@ -334,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
         chosen = list(select_files(results, summary, where, names is not None))
         total = len(chosen)
     extra = {"after": after, "force": args.force, "force_md5": args.force_md5}
+    from fits_storage.queues import get_queue
+
     queue = get_queue("ingest", config)
     progress = ProgressBar(total, sys.stderr, enabled=not args.demon and sys.stderr.isatty())
     try:

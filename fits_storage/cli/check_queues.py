@@ -17,7 +17,6 @@ from fits_storage.cli.common import (
     open_database,
     start_cron_command,
 )
-from fits_storage.queues.checks import queue_problems
 
 COMMAND = "check_queues"
 log = logging.getLogger(COMMAND)
@@ -32,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     config = start_cron_command(COMMAND, args)
+    from fits_storage.queues.checks import queue_problems  # after --help and config
+
     engine, session_factory = open_database(config, COMMAND)
     try:
         with session_factory() as session:

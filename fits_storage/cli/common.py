@@ -9,18 +9,17 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
-
-from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from typing import TYPE_CHECKING, NoReturn
 
 from fits_storage.config import Config, ConfigError, get_config, parse_positive_seconds
-from fits_storage.db.engine import make_engine, make_session_factory
-from fits_storage.db.schema import schema_problem
-from fits_storage.scan.present import PresentSelection
-from fits_storage.service.logs import NOISY_LOGGERS, add_alerts, install_handlers
-from fits_storage.service.worker import one_line
+from fits_storage.service.logs import NOISY_LOGGERS, add_alerts, install_handlers, one_line
+
+if TYPE_CHECKING:  # the database's modules are imported where a command opens it, so that
+    # --help and a bad option or configuration answer without them
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from fits_storage.scan.present import PresentSelection
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -54,6 +53,11 @@ def load_config_or_exit(command: str) -> Config:
 def open_database(config: Config, command: str) -> tuple[Engine, sessionmaker[Session]]:
     """The engine and sessions of a database that answers and has this code's schema; else
     one line (unreachable, or "run create_tables") and exit status 1."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from fits_storage.db.engine import make_engine, make_session_factory
+    from fits_storage.db.schema import schema_problem
+
     engine = make_engine(config.database_url)
     try:
         problem = schema_problem(engine)
@@ -127,6 +131,8 @@ def queue_selection(
 ) -> tuple[list[tuple[str, str]], int]:
     """The files ``selection`` picks and how many new entries ``enqueue`` made of them, in one
     transaction; a database error ends the command with one line (exit 1)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     engine, sessions = open_database(config, command)
     try:
         with sessions() as session:

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from fits_storage.cli.common import positive_number
-from fits_storage.dhs import DhsPoller, remove_stale_temporaries
-from fits_storage.queues import Worker
-from fits_storage.queues.checks import DHS_COPIER
-from fits_storage.queues.registry import WorkerStats
 from fits_storage.service.daemon import Daemon, run_daemon
-from fits_storage.service.registration import Registration
-from fits_storage.service.worker import DatabaseOutage
+
+if TYPE_CHECKING:
+    from fits_storage.dhs import DhsPoller
 
 COMMAND = "copy_from_dhs"
 
@@ -53,6 +51,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def body(daemon: Daemon) -> int | None:
+    # Imported here, once options and configuration are good: --help needs none of it.
+    from fits_storage.dhs import DhsPoller, remove_stale_temporaries
+    from fits_storage.queues import Worker
+    from fits_storage.queues.checks import DHS_COPIER
+    from fits_storage.queues.registry import WorkerStats
+    from fits_storage.service.registration import Registration
+
     config, log, args = daemon.config, daemon.logger, daemon.args
     if not config.dhs_perm.is_dir():
         log.error("dhs_perm %s is not a directory", config.dhs_perm)
@@ -85,6 +90,8 @@ def body(daemon: Daemon) -> int | None:
 
 
 def _poll(daemon: Daemon, poller: DhsPoller) -> int | None:
+    from fits_storage.service.worker import DatabaseOutage
+
     log, args = daemon.logger, daemon.args
     passes = 0
     outage = DatabaseOutage(daemon)

@@ -5,12 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from fits_storage.cli.common import load_config_or_exit
-from fits_storage.db.engine import make_engine
-from fits_storage.db.schema import create_tables
-from fits_storage.service.worker import one_line
+from fits_storage.service.logs import one_line
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,6 +18,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.parse_args(argv)
     config = load_config_or_exit("create_tables")
     config.storage_root.mkdir(parents=True, exist_ok=True)
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from fits_storage.db.engine import make_engine
+    from fits_storage.db.schema import create_tables
+
     engine = make_engine(config.database_url)
     try:
         before, after = create_tables(engine)

@@ -13,7 +13,6 @@ from fits_storage.cli.common import (
     add_cron_arguments,
     start_cron_command,
 )
-from fits_storage.curation.backup import BackupError, backup_database
 
 COMMAND = "database_backup"
 log = logging.getLogger(COMMAND)
@@ -61,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     config = start_cron_command(COMMAND, args)
+    from fits_storage.curation.backup import BackupError, backup_database
+
     directory = args.dir or config.database_backup_dir
     keep = args.keep or config.database_backup_keep
     try:

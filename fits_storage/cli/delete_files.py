@@ -21,8 +21,6 @@ from fits_storage.cli.common import (
     open_database,
     setup_command_logging,
 )
-from fits_storage.curation.archive import ArchiveChecker, ArchiveUnreachable
-from fits_storage.curation.delete import DeleteRules, delete_files
 
 COMMAND = "delete_files"
 log = logging.getLogger(COMMAND)
@@ -84,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     config = load_config_or_exit(COMMAND)
+    from fits_storage.curation.archive import ArchiveChecker, ArchiveUnreachable
+    from fits_storage.curation.delete import DeleteRules, delete_files
+
     if config.using_s3:
         fail(
             COMMAND,

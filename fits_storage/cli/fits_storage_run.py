@@ -16,19 +16,18 @@ import secrets
 import socket
 import sys
 from pathlib import Path
-
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from typing import TYPE_CHECKING
 
 from fits_storage.cli.common import fail, load_config_or_exit, positive_number
 from fits_storage.config import Config
-from fits_storage.db.engine import make_engine, make_session_factory
-from fits_storage.db.schema import create_tables
 from fits_storage.service.daemons import daemons_for, installed
 from fits_storage.service.lock import AlreadyRunning, InstanceLock
 from fits_storage.service.logs import one_line, setup_logging
-from fits_storage.service.supervisor import ChildSpec, Supervisor
-from fits_storage.staff.accounts import add_user, list_users
+
+if TYPE_CHECKING:  # the rest is imported once options and configuration are good
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from fits_storage.service.supervisor import ChildSpec
 
 COMMAND = "fits_storage_run"
 INSTANCE = "run"
@@ -84,6 +83,8 @@ def first_login_lines(config: Config, session_factory: sessionmaker[Session]) ->
     """Lines telling the operator how to log in to the status page. With no staff account yet,
     one is made with a random password, shown once on the terminal (never logged): a newcomer
     sees the page at once, and nobody gets a well-known default password."""
+    from fits_storage.staff.accounts import add_user, list_users
+
     with session_factory.begin() as session:
         if list_users(session):
             return [
@@ -100,6 +101,8 @@ def first_login_lines(config: Config, session_factory: sessionmaker[Session]) ->
 
 def child_specs(config: Config, args: argparse.Namespace, log: logging.Logger) -> list[ChildSpec]:
     """The daemons ``config`` calls for that this version has, then the web server."""
+    from fits_storage.service.supervisor import ChildSpec
+
     common = [f"--name={INSTANCE}"] + (["--debug"] if args.debug else [])
     specs = []
     for row in daemons_for(config):
@@ -155,6 +158,12 @@ def main(argv: list[str] | None = None) -> int:
         fail(COMMAND, f"not starting: {problem}")
     setup_logging(config.log_dir, COMMAND, INSTANCE, debug=args.debug, console=True)
     log = logging.getLogger(COMMAND)
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from fits_storage.db.engine import make_engine, make_session_factory
+    from fits_storage.db.schema import create_tables
+    from fits_storage.service.supervisor import Supervisor
 
     engine = make_engine(config.database_url)
     try:

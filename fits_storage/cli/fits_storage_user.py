@@ -12,13 +12,6 @@ import getpass
 import sys
 
 from fits_storage.cli.common import EXIT_USAGE, fail, load_config_or_exit, open_database
-from fits_storage.staff.accounts import (
-    AccountError,
-    add_user,
-    list_users,
-    remove_user,
-    set_password,
-)
 
 COMMAND = "fits_storage_user"
 
@@ -64,6 +57,14 @@ def read_password(from_stdin: bool) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     config = load_config_or_exit(COMMAND)
+    from fits_storage.staff.accounts import (
+        AccountError,
+        add_user,
+        list_users,
+        remove_user,
+        set_password,
+    )
+
     password = read_password(args.password_stdin) if args.action in ("add", "passwd") else ""
     engine, sessions = open_database(config, COMMAND)
     try:

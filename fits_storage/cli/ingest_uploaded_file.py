@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import sys
 
-from fits_storage.service.worker import run_queue_service
-from fits_storage.upload import upload_work
+from fits_storage.service.queue_service import imported_work, run_queue_service
 
 
 def main(argv: list[str] | None = None) -> int:
     return run_queue_service(
         "ingest_uploaded_file",
         "upload",
-        upload_work,
+        imported_work("fits_storage.upload", "upload_work"),
         description="Move files uploaded to this archive (upload_staging_dir) into the data "
         "store (storage_root, or S3 when using_s3) and add them to the ingest queue.",
         argv=argv,

@@ -8,12 +8,9 @@ import logging
 import re
 import sys
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from fits_storage.cli.common import load_config_or_exit, open_database, setup_console_logging
-from fits_storage.descriptors.reingest import Progress, Selection, reingest_headers
 from fits_storage.scan import special_dates_regex, special_value_warning
-from fits_storage.service.worker import one_line
+from fits_storage.service.logs import one_line
 
 COMMAND = "reingest_headers"
 
@@ -63,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{COMMAND}: bad --file-re {args.file_re!r}: {exc}", file=sys.stderr)
         return 2
     config = load_config_or_exit(COMMAND)
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from fits_storage.descriptors.reingest import Progress, Selection, reingest_headers
+
     if args.file_re and (warning := special_value_warning(args.file_re)):
         log.warning("%s", warning)
     selection = Selection(pattern, args.instrument)

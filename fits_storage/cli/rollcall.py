@@ -17,7 +17,6 @@ from fits_storage.cli.common import (
     open_database,
     start_cron_command,
 )
-from fits_storage.ingest.rollcall import TooManyMissing, rollcall
 from fits_storage.storage import StorageError, get_store
 
 COMMAND = "rollcall"
@@ -60,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     config = start_cron_command(COMMAND, args)
+    from fits_storage.ingest.rollcall import TooManyMissing, rollcall  # after --help and config
+
     engine, session_factory = open_database(config, COMMAND)
     try:
         result = rollcall(

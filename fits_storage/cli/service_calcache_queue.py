@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from fits_storage.cal.work import calcache_work
-from fits_storage.service.worker import run_queue_service
+from fits_storage.service.queue_service import imported_work, run_queue_service
 
 COMMAND = "service_calcache_queue"
 
@@ -18,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     return run_queue_service(
         COMMAND,
         "calcache",
-        calcache_work,
+        imported_work("fits_storage.cal.work", "calcache_work"),
         description="Associate each queued frame with its calibrations (bias, flat, arc...) "
         "by the instrument's rules and store them in the calcache table, replacing its old "
         "rows; a newly ingested calibration re-queues the frames whose answer it may change.",

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from fits_storage.cli.common import positive_number
 from fits_storage.export import Exporter, ExportSettings, default_spool_dir
 from fits_storage.queues import Entry, WorkContext
-from fits_storage.service.worker import run_queue_service
+from fits_storage.service.queue_service import run_queue_service
 
 DESCRIPTION = (
     "Service the export queue: for each entry ask the destination whether it has the file "

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from fits_storage.fileops.work import fileops_work
-from fits_storage.service.worker import run_queue_service
+from fits_storage.service.queue_service import imported_work, run_queue_service
 
 COMMAND = "service_fileops_queue"
 
@@ -19,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     return run_queue_service(
         COMMAND,
         "fileops",
-        fileops_work,
+        imported_work("fits_storage.fileops.work", "fileops_work"),
         description="Apply the header updates of the fileops queue (POST /update_headers): "
         "each file is edited on a checked copy that replaces it atomically, the edit is logged "
         "in updatelog and the file queued for ingest.",

@@ -18,12 +18,15 @@ import argparse
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
 
-from sqlalchemy.orm import Session
+from fits_storage.queues.errors import TransientError
+from fits_storage.service.queue_service import run_queue_service
 
-from fits_storage.ingest import ingest_work
-from fits_storage.queues import Entry, TransientError, WorkContext
-from fits_storage.service.worker import run_queue_service
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from fits_storage.queues import Entry, WorkContext
 
 COMMAND = "service_ingest_queue"
 
@@ -52,6 +55,8 @@ def recently_modified(context: WorkContext, entry: Entry) -> float | None:
 
 def work(session: Session, entry: Entry, context: WorkContext) -> None:
     """Defer files still being modified (unless their producer wrote them whole), then ingest."""
+    from fits_storage.ingest import ingest_work  # here: a run with nothing to do needs no astropy
+
     if not (context.args.no_defer or entry["complete"]):
         age = recently_modified(context, entry)
         if age is not None:

@@ -11,7 +11,7 @@ import sys
 
 from fits_storage.preview.picture import STRETCHES
 from fits_storage.preview.work import preview_work
-from fits_storage.service.worker import run_queue_service
+from fits_storage.service.queue_service import run_queue_service
 
 COMMAND = "service_preview_queue"
 

@@ -1,10 +1,35 @@
-"""The one queue engine, and the definitions of the system's queues."""
+"""The one queue engine, and the definitions of the system's queues.
 
-from fits_storage.queues.context import WorkContext
-from fits_storage.queues.definitions import DEFINITIONS, get_queue
-from fits_storage.queues.engine import Backoff, Entry, Queue, QueueCounts, Worker
-from fits_storage.queues.errors import PermanentError, RunTimeExceeded, TransientError
-from fits_storage.queues.status import Status
+Each name is imported at its first use, so that ``fits_storage.queues.errors`` (which a command
+may need before it does any work) does not bring in the engine and the ORM with it.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fits_storage.queues.context import WorkContext
+    from fits_storage.queues.definitions import DEFINITIONS, get_queue
+    from fits_storage.queues.engine import Backoff, Entry, Queue, QueueCounts, Worker
+    from fits_storage.queues.errors import PermanentError, RunTimeExceeded, TransientError
+    from fits_storage.queues.status import Status
+
+_HOME = {
+    "WorkContext": "context",
+    "DEFINITIONS": "definitions",
+    "get_queue": "definitions",
+    "Backoff": "engine",
+    "Entry": "engine",
+    "Queue": "engine",
+    "QueueCounts": "engine",
+    "Worker": "engine",
+    "PermanentError": "errors",
+    "RunTimeExceeded": "errors",
+    "TransientError": "errors",
+    "Status": "status",
+}
 
 __all__ = [
     "DEFINITIONS",
@@ -20,3 +45,12 @@ __all__ = [
     "Worker",
     "get_queue",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value

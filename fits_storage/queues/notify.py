@@ -11,9 +11,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import TYPE_CHECKING
 
-import psycopg
 from sqlalchemy.engine import make_url
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = logging.getLogger(__name__)
 STOP_LATENCY = 0.5
@@ -35,6 +38,8 @@ class Waker:
         self.conn: psycopg.Connection | None = None
 
     def _connect(self) -> None:
+        import psycopg  # here: a worker on SQLite never needs the driver
+
         assert self.conninfo is not None
         conn = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=10)
         conn.execute(f'LISTEN "{self.channel}"')
@@ -45,6 +50,8 @@ class Waker:
         if self.conninfo is None:
             self.stopping.wait(timeout)
             return False
+        import psycopg
+
         if self.conn is None or self.conn.closed:
             try:
                 self._connect()
@@ -75,6 +82,8 @@ class Waker:
 
     def close(self) -> None:
         if self.conn is not None:
+            import psycopg
+
             try:
                 self.conn.close()
             except psycopg.Error:

@@ -16,18 +16,16 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from typing import TYPE_CHECKING, Any
 
 from fits_storage.config import Config, ConfigError, get_config
-from fits_storage.db.engine import make_engine, make_session_factory
-from fits_storage.db.schema import schema_problem
 from fits_storage.service.lock import AlreadyRunning, InstanceLock
 from fits_storage.service.logs import one_line, setup_logging
 from fits_storage.service.sdnotify import SystemdNotifier
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session, sessionmaker
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -97,12 +95,13 @@ def run_daemon(
     *,
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
     argv: list[str] | None = None,
-    synchronous_commit: bool = True,
+    synchronous_commit: bool | Callable[[], bool] = True,
 ) -> int:
     """Parse options, take the lock, set up logging and signals, then run ``body``.
 
     ``synchronous_commit=False``: the engine's commits do not wait for the disk (only for
-    work that can be redone: ``fits_storage.db.engine``)."""
+    work that can be redone: ``fits_storage.db.engine``). It may be a function that decides,
+    called once options and configuration are good (what decides may be slow to import)."""
     parser = base_parser(command, description)
     if add_arguments:
         add_arguments(parser)
@@ -139,6 +138,14 @@ def run_daemon(
     for warning in config.warnings:
         logger.warning("configuration: %s", warning)
 
+    # The database's modules only now: --help and a bad option or configuration answer fast.
+    from sqlalchemy.exc import OperationalError
+
+    from fits_storage.db.engine import make_engine, make_session_factory
+    from fits_storage.db.schema import schema_problem
+
+    if callable(synchronous_commit):
+        synchronous_commit = synchronous_commit()
     # Checked before --demon detaches, so that the one who started it sees why it did not.
     engine = make_engine(
         config.database_url, pre_ping=False, synchronous_commit=synchronous_commit

@@ -16,7 +16,6 @@ its lease alive from a heartbeat thread while the work runs, then records the ou
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import signal
@@ -34,32 +33,30 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from fits_storage.db.errors import is_database_lost
-from fits_storage.queues import Entry, Queue, RunTimeExceeded, TransientError, Worker, get_queue
+from fits_storage.queues import Entry, Queue, RunTimeExceeded, TransientError, Worker
 from fits_storage.queues.context import WorkContext
-from fits_storage.queues.definitions import REDOABLE
 from fits_storage.queues.engine import Backoff
 from fits_storage.queues.notify import Waker
 from fits_storage.queues.registry import WorkerStats, queue_label
-from fits_storage.service.daemon import EXIT_FAILURE, Daemon, run_daemon
+from fits_storage.service.daemon import EXIT_FAILURE, Daemon
 from fits_storage.service.logs import one_line
 from fits_storage.service.registration import Registration
 
 DB_RETRY = Backoff(base_seconds=1.0, cap_seconds=60.0)
-# A one-shot run (cron, a hand-run --empty) gives up on an unreachable database after this long;
-# a daemon keeps trying.
-ONE_SHOT_DB_PATIENCE = 30.0
 
 WorkFunction = Callable[[Session, Entry, WorkContext], None]
 
-__all__ = ["QueueLoop", "WorkFunction", "one_line", "run_queue_service"]
+__all__ = ["QueueLoop", "WorkFunction", "one_line"]
 
 
 class DatabaseOutage:
     """A daemon loop's run of lost-database failures: back off with one warning each, and say
-    once when the database is back. A one-shot run gives up after ``ONE_SHOT_DB_PATIENCE``."""
+    once when the database is back. A one-shot run (cron, a hand-run --empty) gives up after
+    ``one_shot_db_patience`` seconds; a daemon keeps trying."""
 
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
+        self.patience = daemon.config.one_shot_db_patience
         self.failures = 0
         self.since: float | None = None
 
@@ -70,13 +67,13 @@ class DatabaseOutage:
         self.failures += 1
         now = time.monotonic()
         self.since = self.since or now
-        if self.daemon.one_shot and now - self.since >= ONE_SHOT_DB_PATIENCE:
+        if self.daemon.one_shot and now - self.since >= self.patience:
             raise DatabaseUnreachable(
                 f"database unreachable for {now - self.since:.0f}s ({one_line(exc)}); giving up"
             ) from exc
         delay = DB_RETRY.delay(self.failures)
         if self.daemon.one_shot:  # no sleeping past the point of giving up
-            delay = min(delay, ONE_SHOT_DB_PATIENCE - (now - self.since) + 0.1)
+            delay = min(delay, self.patience - (now - self.since) + 0.1)
         self.daemon.logger.warning(
             "database unavailable (%s); retrying in %.1fs", one_line(exc), delay
         )
@@ -107,42 +104,6 @@ class RunSummary:
         if next_ready is not None:
             text += f"; deferred entries become ready from {next_ready:%Y-%m-%d %H:%M:%S} UTC"
         return text
-
-
-def run_queue_service(
-    command: str,
-    queue_name: str,
-    work: WorkFunction,
-    *,
-    description: str,
-    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
-    argv: list[str] | None = None,
-) -> int:
-    """The whole life of a ``service_*_queue`` command."""
-
-    def arguments(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--empty", action="store_true", help="exit when the queue has nothing ready to process"
-        )
-        parser.add_argument("--oneshot", action="store_true", help="process one entry, then exit")
-        if add_arguments:
-            add_arguments(parser)
-
-    def body(daemon: Daemon) -> int | None:
-        try:
-            return QueueLoop(daemon, get_queue(queue_name, daemon.config), work).run()
-        except DatabaseUnreachable as exc:
-            daemon.logger.critical("%s", exc)
-            return EXIT_FAILURE
-
-    return run_daemon(
-        command,
-        description,
-        body,
-        add_arguments=arguments,
-        argv=argv,
-        synchronous_commit=queue_name not in REDOABLE,
-    )
 
 
 class QueueLoop:

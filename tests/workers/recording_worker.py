@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from fits_storage.queues import Entry, TransientError, WorkContext
-from fits_storage.service.worker import run_queue_service
+from fits_storage.service.queue_service import run_queue_service
 
 CREATE = "CREATE TABLE IF NOT EXISTS processed (filename VARCHAR(255), worker VARCHAR(255))"
 
