@@ -242,3 +242,21 @@ def test_only_redoable_queues_commit_without_waiting_for_the_disk(
     with engine.connect() as conn:
         assert conn.execute(text("SELECT worker FROM processed")).scalars().all() == [setting]
     engine.dispose()
+
+
+def test_a_work_module_that_cannot_be_imported_stops_the_worker_at_start(
+    engine: Engine, config: Config
+) -> None:
+    """A broken installation (astropy missing, say) stops the worker before it claims anything,
+    rather than failing every entry it takes."""
+    fill(engine, config, ["N20251123S0001.fits"])
+    worker = start_recording_worker(
+        config, "broken", "--empty", TEST_PRELOAD="fits_storage.no_such_module"
+    )
+    assert worker.wait(60) != 0
+    stderr = worker.stderr.read().decode() if worker.stderr else ""
+    assert "No module named 'fits_storage.no_such_module'" in stderr
+    with make_session_factory(engine)() as session:
+        counts = get_queue("preview", config).counts(session)
+    assert (counts.waiting, counts.in_progress, counts.failed) == (1, 0, 0)
+    assert done(engine) == []

@@ -55,7 +55,7 @@ def recently_modified(context: WorkContext, entry: Entry) -> float | None:
 
 def work(session: Session, entry: Entry, context: WorkContext) -> None:
     """Defer files still being modified (unless their producer wrote them whole), then ingest."""
-    from fits_storage.ingest import ingest_work  # here: a run with nothing to do needs no astropy
+    from fits_storage.ingest import ingest_work  # preloaded before the first claim (astropy)
 
     if not (context.args.no_defer or entry["complete"]):
         age = recently_modified(context, entry)
@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         "header rows), then queue their export, preview and calibration-cache work.",
         add_arguments=add_arguments,
         argv=argv,
+        preload=("fits_storage.ingest",),
     )
 
 

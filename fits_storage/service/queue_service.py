@@ -26,8 +26,13 @@ def run_queue_service(
     description: str,
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
     argv: list[str] | None = None,
+    preload: tuple[str, ...] = (),
 ) -> int:
-    """The whole life of a ``service_*_queue`` command."""
+    """The whole life of a ``service_*_queue`` command.
+
+    ``preload``: modules the work needs, imported once the options and configuration are good
+    and before the first claim (an :class:`ImportedWork`'s module too): an installation that
+    cannot import them stops the worker at start, instead of failing every entry it claims."""
 
     def arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
@@ -41,6 +46,9 @@ def run_queue_service(
         from fits_storage.queues import get_queue
         from fits_storage.service.worker import DatabaseUnreachable, QueueLoop
 
+        modules = (*preload, *([work.module] if isinstance(work, ImportedWork) else []))
+        for module in modules:
+            importlib.import_module(module)
         try:
             return QueueLoop(daemon, get_queue(queue_name, daemon.config), work).run()
         except DatabaseUnreachable as exc:
@@ -62,12 +70,20 @@ def run_queue_service(
     )
 
 
-def imported_work(module: str, name: str) -> WorkFunction:
-    """The work function ``module.name``, imported when the first entry comes: a run that finds
-    nothing to do never pays for what only the work needs (astropy, numpy)."""
+class ImportedWork:
+    """The work function ``module.name``, imported by :func:`run_queue_service` once the
+    options and configuration are good: ``--help`` and a bad setting never pay for what only
+    the work needs (astropy, numpy)."""
 
-    def work(*args):  # type: ignore[no-untyped-def]
-        return getattr(importlib.import_module(module), name)(*args)
+    def __init__(self, module: str, name: str) -> None:
+        self.module = module
+        self.name = name
+        self.__qualname__ = f"{module}.{name}"
 
-    work.__qualname__ = f"{module}.{name}"
-    return work
+    def __call__(self, *args):  # type: ignore[no-untyped-def]
+        return getattr(importlib.import_module(self.module), self.name)(*args)
+
+
+def imported_work(module: str, name: str) -> ImportedWork:
+    """``module.name`` as a work function, imported before the first claim."""
+    return ImportedWork(module, name)

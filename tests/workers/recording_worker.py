@@ -5,6 +5,7 @@ completes the entry, so a test can check the exact multiset of effects. ``TEST_W
 makes each item take up to that long (randomly), to widen the windows a kill can hit;
 ``TEST_FAIL`` names files (comma-separated) whose work fails; ``TEST_HANG`` names a file whose
 work hangs where no signal can reach it (as in an uninterruptible NFS read);
+``TEST_PRELOAD`` names a module the worker must import before its first claim;
 ``TEST_RECORD_SYNC`` (PostgreSQL) records the work session's ``synchronous_commit`` as its
 worker.
 """
@@ -49,8 +50,9 @@ def work(session: Session, entry: Entry, context: WorkContext) -> None:
 
 def main() -> int:
     queue = os.environ.get("TEST_QUEUE", "preview")
+    preload = tuple(filter(None, [os.environ.get("TEST_PRELOAD")]))
     return run_queue_service(
-        "recording_worker", queue, work, description=__doc__, argv=sys.argv[1:]
+        "recording_worker", queue, work, description=__doc__, argv=sys.argv[1:], preload=preload
     )
 
 
