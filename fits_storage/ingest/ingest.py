@@ -575,12 +575,12 @@ def _write_completing(
     diskfile: DiskFile,
     rows: list[Any],
     completing: Completion,
-    fits: bool,
+    targets: list[tuple[str, dict[str, Any], str]],
 ) -> Written | None:
-    """A new name's rows, its fan-out and the entry's completion in one statement, or None
-    (nothing written: the name exists, or a value needs the ordinary path)."""
+    """A new name's rows, its fan-out (``fan_out_targets``) and the entry's completion in one
+    statement, or None (nothing written: the name exists, or a value needs the ordinary path)."""
     adds = []
-    for queue_name, extra, _ in fan_out_targets(config, fits=fits):
+    for queue_name, extra, _ in targets:
         queue = get_queue(queue_name, config)
         adds.append((queue, queue.entry_values(diskfile.filename, diskfile.path, **extra)))
     done = replace(completing, adds=tuple(adds))
@@ -624,7 +624,8 @@ def _record(
     first = None
     if session.get_bind().dialect.name == "postgresql":
         if completing is not None and not session.in_transaction():
-            written = _write_completing(session, config, name, diskfile, rows, completing, fits)
+            targets = fan_out_targets(config, fits=fits)
+            written = _write_completing(session, config, name, diskfile, rows, completing, targets)
             if written is not None:
                 return IngestResult(
                     IngestAction.NEW,
@@ -633,7 +634,7 @@ def _record(
                     written.file_id,
                     written.diskfile_id,
                     file_md5=digest.file_md5,
-                    queued=tuple(said for _, _, said in fan_out_targets(config, fits=fits)),
+                    queued=tuple(said for _, _, said in targets),
                     completed=written.completed,
                 )
         first = insert_first_version(session, name, diskfile, rows)
