@@ -124,8 +124,10 @@ def _fanning_config(tmp_path: Path, db_url: str) -> Config:
     )
 
 
-def _claim(session: Session, queue: Queue, filename: str, worker: str = "rows") -> Entry:
-    queue.add(session, filename)
+def _claim(
+    session: Session, queue: Queue, filename: str, path: str = "", worker: str = "rows"
+) -> Entry:
+    queue.add(session, filename, path)
     session.commit()
     entry = queue.claim(session, Worker(worker))
     session.commit()
@@ -243,11 +245,7 @@ def test_summit_files_complete_in_the_same_statement(
     filename, path = (OBSLOG, "obslogs") if kind == "obslog" else (MISC, "")
     (write_obslog if kind == "obslog" else write_miscfile)(config)
     queue = get_queue("ingest", config)
-    queue.add(session, filename, path)
-    session.commit()
-    entry = queue.claim(session, Worker("rows"))
-    session.commit()
-    assert entry is not None
+    entry = _claim(session, queue, filename, path)
 
     result = ingest_file(session, config, filename, path, completing=Completion(queue, entry))
 

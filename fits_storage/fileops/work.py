@@ -126,6 +126,22 @@ def ingested_version(
     return KnownFile(*row) if row is not None else None
 
 
+def _new_log_row(
+    entry: Entry, update: HeaderUpdate, old: Mapping[str, Any], md5_before: str
+) -> UpdateLog:
+    """The audit row of ``entry``'s request, with the values and md5 before."""
+    return UpdateLog(
+        request_id=entry["request_id"],
+        filename=entry.filename,
+        path=entry.path,
+        requester=update.requester[:255],
+        requested=_requested(update),
+        old_values=_json(old),
+        new_values=_json(update.changes),
+        md5_before=md5_before,
+    )
+
+
 def _requested(update: HeaderUpdate) -> datetime:
     try:
         return datetime.fromisoformat(update.requested).replace(tzinfo=None)
@@ -143,18 +159,7 @@ def record_start(
         if _log_row(session, entry["request_id"]) is not None:
             return
         record_md5_after(session, entry.filename, entry.path, result.md5_before)
-        session.add(
-            UpdateLog(
-                request_id=entry["request_id"],
-                filename=entry.filename,
-                path=entry.path,
-                requester=update.requester[:255],
-                requested=_requested(update),
-                old_values=_json(result.old),
-                new_values=_json(update.changes),
-                md5_before=result.md5_before,
-            )
-        )
+        session.add(_new_log_row(entry, update, result.old, result.md5_before))
 
 
 def _remove_leftovers(dest: Path) -> None:
@@ -304,16 +309,7 @@ def fileops_work(session: Session, entry: Entry, context: WorkContext) -> None:
         record_md5_after(session, entry.filename, entry.path, outcome.md5_before)
     row = _log_row(session, entry["request_id"])
     if row is None:  # nothing to change: no row was written before
-        row = UpdateLog(
-            request_id=entry["request_id"],
-            filename=entry.filename,
-            path=entry.path,
-            requester=update.requester[:255],
-            requested=_requested(update),
-            old_values=_json(outcome.old),
-            new_values=_json(update.changes),
-            md5_before=outcome.md5_before,
-        )
+        row = _new_log_row(entry, update, outcome.old, outcome.md5_before)
         session.add(row)
     row.applied = utcnow()
     if not outcome.changed:
