@@ -696,7 +696,7 @@ def main(argv: list[str] | None = None) -> int:
             latencies,
         )
         if targets:
-            print("\nissue 2 targets (PostgreSQL):")
+            print("\ntargets (PostgreSQL):")
             for what, met in targets:
                 print(f"  {'met   ' if met else 'MISSED'}  {what}")
         load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
