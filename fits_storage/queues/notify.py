@@ -3,7 +3,10 @@
 PostgreSQL: one dedicated autocommit connection LISTENs on the queue's channel; ``Queue.add``
 sends NOTIFY in the adding transaction. The connection is re-established after any loss (and
 the caller is told to look at the queue, since a notification may have been missed meanwhile).
-SQLite, or when LISTEN is unavailable: plain polling every ``poll_seconds``.
+A connection that cannot be made (or LISTEN that fails) is tried again after a short backoff, not
+after a whole poll interval: the worker polls meanwhile, and is woken by NOTIFY again as soon as
+the server lets it listen.
+SQLite: plain polling every ``poll_seconds``.
 """
 
 from __future__ import annotations
@@ -15,11 +18,14 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import make_url
 
+from fits_storage.queues.engine import Backoff
+
 if TYPE_CHECKING:
     import psycopg
 
 log = logging.getLogger(__name__)
 STOP_LATENCY = 0.5
+RELISTEN = Backoff(base_seconds=0.5, cap_seconds=30.0)
 
 
 def psycopg_conninfo(url: str) -> str:
@@ -36,13 +42,18 @@ class Waker:
         backend = make_url(database_url).get_backend_name()
         self.conninfo = psycopg_conninfo(database_url) if backend == "postgresql" else None
         self.conn: psycopg.Connection | None = None
+        self.failures = 0  # consecutive failures to LISTEN
 
     def _connect(self) -> None:
         import psycopg  # here: a worker on SQLite never needs the driver
 
         assert self.conninfo is not None
         conn = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=10)
-        conn.execute(f'LISTEN "{self.channel}"')
+        try:
+            conn.execute(f'LISTEN "{self.channel}"')
+        except BaseException:
+            conn.close()
+            raise
         self.conn = conn
 
     def wait(self, timeout: float) -> bool:
@@ -56,9 +67,14 @@ class Waker:
             try:
                 self._connect()
             except psycopg.Error as exc:
-                log.warning("cannot LISTEN for new work (%s); polling", exc)
-                self.stopping.wait(timeout)
-                return False
+                self.failures += 1
+                if self.failures == 1:
+                    log.warning("cannot LISTEN for new work (%s); polling until it can", exc)
+                self.stopping.wait(min(timeout, RELISTEN.delay(self.failures)))
+                return True  # polling: the caller looks at the queue
+            if self.failures:
+                log.info("listening for new work again after %d failed tries", self.failures)
+                self.failures = 0
             return True  # anything added while we were not listening must be looked at
         try:
             notified = False
