@@ -32,6 +32,7 @@ from sqlalchemy import Connection, Engine, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from fits_storage.config import Config
 from fits_storage.db.errors import is_database_lost
 from fits_storage.queues import Entry, Queue, RunTimeExceeded, TransientError, Worker
 from fits_storage.queues.context import WorkContext
@@ -45,6 +46,8 @@ from fits_storage.service.registration import Registration
 DB_RETRY = Backoff(base_seconds=1.0, cap_seconds=60.0)
 
 WorkFunction = Callable[[Session, Entry, WorkContext], None]
+# Given each entry claimed ahead (see QueueLoop), and once with None at start, to get ready.
+ReadAheadFunction = Callable[[Entry | None, Config], None]
 
 __all__ = ["QueueLoop", "WorkFunction", "one_line"]
 
@@ -107,10 +110,26 @@ class RunSummary:
 
 
 class QueueLoop:
-    def __init__(self, daemon: Daemon, queue: Queue, work: WorkFunction) -> None:
+    """Claims entries one at a time and runs the work on each.
+
+    ``read_ahead``: with it, the loop claims the next entry before it runs the work on the one
+    in hand and passes it to ``read_ahead``, so a work can start on its input elsewhere (ingest
+    reads the next file in a process of its own). The entry held ahead is kept alive by the
+    heartbeat and handed back untouched when the worker stops.
+    """
+
+    def __init__(
+        self,
+        daemon: Daemon,
+        queue: Queue,
+        work: WorkFunction,
+        read_ahead: ReadAheadFunction | None = None,
+    ) -> None:
         self.daemon = daemon
         self.queue = queue
         self.work = work
+        self.read_ahead = read_ahead
+        self._ahead: Entry | None = None
         self.log = daemon.logger
         self.worker = Worker(f"{daemon.command}-{daemon.name}")
         self.context = WorkContext(
@@ -143,6 +162,9 @@ class QueueLoop:
             with self.limit.installed(daemon.engine):
                 while not daemon.stopping.is_set():
                     daemon.notifier.watchdog()
+                    if entry is None and self._ahead is not None:
+                        entry, self._ahead = self._ahead, None
+                        self.heartbeat.hold(None)
                     if entry is None:
                         try:
                             entry = self._claim()
@@ -160,12 +182,17 @@ class QueueLoop:
                             self.log.debug("nothing on the %s queue; waiting", self.queue.name)
                             self._idle()
                             continue
-                    entry = self.process(entry, claim_next=not args.oneshot)
+                    if not args.oneshot:
+                        self._claim_ahead()
+                    entry = self.process(entry, claim_next=not args.oneshot and self._ahead is None)
                     if args.oneshot:
                         break
-            if entry is not None:  # claimed together with the last completion, then told to stop
-                self.log.info("stopping: handing back %s untouched", entry.filename)
-                self._release(entry)
+            # Claimed together with the last completion, or ahead, then told to stop.
+            for held in (entry, self._ahead):
+                if held is not None:
+                    self.log.info("stopping: handing back %s untouched", held.filename)
+                    self._release(held)
+            self._ahead = None
         finally:
             self.heartbeat.stop()
             self.registration.stop()
@@ -213,6 +240,26 @@ class QueueLoop:
                 conn.close()
             except Exception:  # noqa: BLE001 - it is being thrown away
                 conn.invalidate()
+
+    def _claim_ahead(self) -> None:
+        """Claim the entry after the one in hand and hand it to ``read_ahead``. A lost database
+        leaves nothing held ahead (the next claim meets the outage); a read-ahead that fails
+        only costs the work its head start."""
+        if self.read_ahead is None or self._ahead is not None or self.daemon.stopping.is_set():
+            return
+        try:
+            self._ahead = self._claim()
+        except Exception as exc:
+            if not is_database_lost(exc):
+                raise
+            return
+        if self._ahead is None:
+            return
+        self.heartbeat.hold(self._ahead)
+        try:
+            self.read_ahead(self._ahead, self.daemon.config)
+        except Exception as exc:  # noqa: BLE001 - the work reads its input itself
+            self.log.warning("reading %s ahead failed: %s", self._ahead.filename, one_line(exc))
 
     def _claim(self) -> Entry | None:
         """Claim with as few round trips as possible.
@@ -469,6 +516,7 @@ class Heartbeat(threading.Thread):
         self.interval = max(0.05, queue.lease_seconds / 3)
         self.give_up_after = queue.max_run_seconds + queue.lease_seconds
         self._entry: Entry | None = None
+        self._held: Entry | None = None  # claimed ahead of the work in hand
         self._since = 0.0
         self._lock = threading.Lock()
         self._finished = threading.Event()
@@ -480,10 +528,15 @@ class Heartbeat(threading.Thread):
         if entry is not None:
             self.daemon.notifier.send(f"STATUS=processing {entry.filename}")
 
+    def hold(self, entry: Entry | None) -> None:
+        """Also keep alive ``entry``, claimed ahead and waiting its turn (None: no more)."""
+        with self._lock:
+            self._held = entry
+
     def run(self) -> None:
         while not self._finished.wait(self.interval):
             with self._lock:
-                entry, started = self._entry, self._since
+                entry, started, held = self._entry, self._since, self._held
             if entry is None:
                 continue
             running = time.monotonic() - started
@@ -493,16 +546,23 @@ class Heartbeat(threading.Thread):
                 self.daemon.notifier.watchdog()
             try:
                 with self.daemon.session_factory() as session:
-                    alive = self.queue.heartbeat(session, entry)  # fenced: harmless if late
+                    # fenced: harmless if late
+                    alive = [
+                        self.queue.heartbeat(session, e)
+                        for e in (entry, held)
+                        if e is not None
+                    ]
                     session.commit()
             except Exception as exc:  # noqa: BLE001 - keep trying; the lease may still hold
                 self.daemon.logger.warning("heartbeat failed: %s", one_line(exc))
                 continue
-            if not alive:
-                with self._lock:
-                    if self._entry is entry:
-                        self.daemon.logger.warning("lease on %s lost", entry.filename)
-                        self._entry = None
+            with self._lock:
+                if not alive[0] and self._entry is entry:
+                    self.daemon.logger.warning("lease on %s lost", entry.filename)
+                    self._entry = None
+                if len(alive) > 1 and not alive[1] and self._held is held:
+                    self.daemon.logger.warning("lease on %s (held ahead) lost", held.filename)
+                    self._held = None
 
     def _end_stuck_worker(self, entry: Entry, running: float) -> None:
         error = (
