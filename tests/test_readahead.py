@@ -158,3 +158,14 @@ def test_s3_and_compressed_files_are_never_offered(tmp_path: Path, monkeypatch) 
     monkeypatch.setattr(readahead, "store_for", lambda _config: object())  # not local disk
     readahead.offer_next(config, "", "N20251123S0002.fits")
     assert offered == ["N20251123S0001.fits"]
+
+
+def test_one_core_reads_nothing_ahead(tmp_path: Path, monkeypatch) -> None:
+    started: list[bool] = []
+    monkeypatch.setattr(readahead, "_reader", None)
+    monkeypatch.setattr(ReadAhead, "start", lambda self: started.append(True))
+    monkeypatch.setattr(readahead.os, "sched_getaffinity", lambda _pid: {0})
+    config = make_test_config(tmp_path, f"sqlite:///{tmp_path / 'db'}")
+    readahead.start_reader(config)
+    readahead.offer_next(config, "", "N20251123S0001.fits")
+    assert started == [] and readahead._reader is None

@@ -258,10 +258,11 @@ def offer_next(config: Config, path: str, filename: str) -> None:
 
 
 def _local_store(config: Config) -> LocalStore | None:
-    """The local data store, with this process's reader started; None for S3."""
+    """The local data store, with this process's reader started; None for S3, and on a
+    machine with one core (where a second process only adds the cost of handing files over)."""
     global _reader
     store = store_for(config)
-    if not isinstance(store, LocalStore):
+    if not isinstance(store, LocalStore) or len(os.sched_getaffinity(0)) < 2:
         return None
     if _reader is None:
         _reader = ReadAhead()
