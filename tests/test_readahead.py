@@ -124,6 +124,11 @@ def test_only_regular_files_are_offered(tmp_path: Path, reader: ReadAhead) -> No
     link.symlink_to(copy_gmos_file(tmp_path))
     assert not reader.offer(fifo, fifo.name, fifo.name)  # opening it would block the reader
     assert not reader.offer(link, link.name, link.name)
+    wait_ready(reader)
+    running = reader._process
+    gone = tmp_path / "N20251123S0004.fits"
+    assert not reader.offer(gone, gone.name, gone.name)
+    assert reader._process is running  # a missing file is no reason to end the reader
 
 
 def test_offers_never_taken_pause_the_reader(tmp_path: Path, reader: ReadAhead) -> None:

@@ -106,8 +106,12 @@ class ReadAhead:
         if len(self._sent) >= MAX_PENDING or self._paused():
             return False
         try:
-            if not stat.S_ISREG(os.lstat(local).st_mode):
-                return False  # FIFOs, devices, symlinks: the worker's own checks apply
+            regular = stat.S_ISREG(os.lstat(local).st_mode)
+        except OSError:
+            return False  # gone, or not ours to read: the worker says why
+        if not regular:
+            return False  # FIFOs, devices, symlinks: the worker's own checks apply
+        try:
             conn = self._connection()
             conn.send(Request(str(local), filename, label))
         except (OSError, ValueError) as exc:
