@@ -235,10 +235,3 @@ def config_environ(config: Config) -> dict[str, str]:
 @pytest.fixture
 def config(tmp_path: Path, db_url: str) -> Config:
     return make_test_config(tmp_path, db_url)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Slow tests first: under xdist (fed a test or two at a time, see ``--maxschedchunk`` in
-    pyproject.toml) the long ones then overlap the many short ones instead of ending the run on
-    one worker while the others sit idle."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

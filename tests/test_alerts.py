@@ -128,7 +128,6 @@ def run_command(config: Config, server: str, command: str, *args: str, **extra: 
     )
 
 
-@pytest.mark.slow
 def test_check_queues_mails_stuck_queues_and_a_silent_dhs_copier(
     inbox: tuple[Inbox, str], config: Config
 ) -> None:

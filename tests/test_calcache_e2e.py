@@ -104,7 +104,6 @@ def cached_answer(factory: sessionmaker[Session], name: str) -> dict[str, list[s
         return answer
 
 
-@pytest.mark.slow
 def test_the_night_through_the_real_workers(
     calcache_config: Config, session_factory: sessionmaker[Session]
 ) -> None:

@@ -130,7 +130,6 @@ def test_missing_tables_say_run_create_tables(config_without_tables: Config, com
     assert one_line(result).endswith("has no fits_storage tables: run create_tables")
 
 
-@pytest.mark.slow
 def test_unknown_variable_and_file_re_word_warn(plain_config: Config) -> None:
     run(plain_config, "create_tables")
     result = run(

@@ -290,7 +290,6 @@ def healthy(url: str) -> bool:
         return False
 
 
-@pytest.mark.slow
 def test_bz2_bomb_ingest_and_get_file_keep_peak_rss_under_300_mb(
     bomb: Path, tmp_path: Path, pg_db_url: str
 ) -> None:

@@ -273,7 +273,6 @@ def b64md5(data: bytes) -> str:
     return base64.b64encode(hashlib.md5(data).digest()).decode()
 
 
-@pytest.mark.slow
 def test_a_bad_reupload_keeps_the_good_copy_and_a_new_version_is_served_whole(
     tmp_path: Path, db_url: str
 ) -> None:
@@ -339,7 +338,6 @@ def test_a_new_version_of_a_compressed_file_is_served_decompressed_whole(
 # -- item 5: concurrent uploads of one name -----------------------------------------------------
 
 
-@pytest.mark.slow
 def test_concurrent_uploads_of_one_name_log_and_file_agree(tmp_path: Path, db_url: str) -> None:
     """Rounds of real uploads of one name at once, through two servers, each round stored by
     ``ingest_uploaded_file``'s work: every log row is resolved, and the file kept is the one

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select, text
@@ -48,7 +47,6 @@ def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return samples
 
 
-@pytest.mark.slow
 def test_metrics_match_the_database_after_real_workers(config: Config, tmp_path: Path) -> None:
     fill_preview_queue(config, NAMES)
     run_to_the_end(config, tmp_path, ["w1", "w2"], TEST_FAIL=",".join(BROKEN))

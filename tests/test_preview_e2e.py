@@ -126,7 +126,6 @@ def check_served(url: str, name: str, stored: dict[str, Preview]) -> None:
         assert again.status_code == 304
 
 
-@pytest.mark.slow
 def test_ingest_queues_the_worker_makes_the_web_serves(
     preview_config: Config, session_factory: sessionmaker[Session]
 ) -> None:
@@ -183,7 +182,6 @@ def test_ingest_queues_the_worker_makes_the_web_serves(
         check_served(server.url, GOOD, new)
 
 
-@pytest.mark.slow
 def test_add_to_preview_queue_selects_and_forces(
     preview_config: Config, session_factory: sessionmaker[Session]
 ) -> None:
@@ -209,7 +207,6 @@ def test_add_to_preview_queue_selects_and_forces(
     assert bad.returncode == 2 and "--lastdays" in bad.stderr
 
 
-@pytest.mark.slow
 def test_previews_in_s3(s3_config: Config, session_factory: sessionmaker[Session]) -> None:
     config = s3_config
     source = config.storage_root.parent / "incoming"

@@ -196,7 +196,6 @@ def test_idle_worker_is_woken_by_notify_not_polling(tmp_path, pg_db_url: str) ->
         engine.dispose()
 
 
-@pytest.mark.slow
 def test_a_stopped_worker_is_rescued_and_its_late_completion_discarded(
     engine: Engine, config: Config
 ) -> None:
@@ -237,7 +236,6 @@ def in_progress_by(engine: Engine) -> list[str]:
         ]
 
 
-@pytest.mark.slow
 def test_workers_woken_by_one_notify_never_take_one_file_twice(tmp_path, pg_db_url: str) -> None:
     """Several idle workers, one NOTIFY, one file queued from four folders: they race for the
     same file, the unique in-progress index turns the losers away, and they move on."""
@@ -291,7 +289,6 @@ def test_workers_woken_by_one_notify_never_take_one_file_twice(tmp_path, pg_db_u
         assert "Traceback" not in log and "database unavailable" not in log, log
 
 
-@pytest.mark.slow
 def test_a_worker_stuck_past_the_maximum_run_time_is_ended_and_its_entry_failed(
     tmp_path, db_url: str
 ) -> None:

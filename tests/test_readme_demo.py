@@ -10,8 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.test_readme_commands import console_scripts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +31,6 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.mark.slow
 def test_ingest_demo_ingests_astropys_files(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FITS_STORAGE_")}
     env["DEMO_ROOT"] = str(tmp_path / "root")

@@ -61,7 +61,6 @@ def run_on_a_terminal(config: Config, *args: str) -> tuple[int, str]:
     return status, output.decode(errors="replace")
 
 
-@pytest.mark.slow
 def test_requeue_from_s3_lists_10000_keys_by_prefix(s3_config: Config, s3_bucket: str) -> None:
     names = [f"N20251123S{n:05d}.fits" for n in range(KEYS)]
     others = ["S20251124S0001.fits", "S20251120S0001.fits", "deeper/N20251123S99999.fits",
@@ -94,7 +93,6 @@ def test_requeue_from_s3_lists_10000_keys_by_prefix(s3_config: Config, s3_bucket
     assert ("obslogs", "20251123_GN-2025B-Q-1_obslog.txt") in queued(s3_config)
 
 
-@pytest.mark.slow
 def test_s3filepre_needs_s3_and_an_unreachable_bucket_is_one_line(
     tmp_path: Path, db_url: str, config: Config, s3_bucket: str
 ) -> None:
@@ -114,7 +112,6 @@ def test_s3filepre_needs_s3_and_an_unreachable_bucket_is_one_line(
     assert "data store error: s3://nowhere/N2025: S3 unreachable" in line
 
 
-@pytest.mark.slow
 def test_a_selection_matching_nothing_ingestable_is_one_warning(config: Config) -> None:
     make_names(config.storage_root / "notes", ["README", "plan.doc", ".hidden.fits"])
     result = run_command(config, "--path=notes")

@@ -60,7 +60,6 @@ def test_oneshot_processes_one_entry_and_logs_per_instance(engine: Engine, confi
 
 
 @pytest.mark.parametrize("end", [signal.SIGTERM, signal.SIGKILL])
-@pytest.mark.slow
 def test_lockfile_keeps_a_second_copy_out(engine: Engine, config: Config, end: int) -> None:
     fill(engine, config, [])
     first = start_recording_worker(config, "locked", "--lockfile")
@@ -139,7 +138,6 @@ def test_help_names_the_common_options() -> None:
         assert option in result.stdout
 
 
-@pytest.mark.slow
 def test_quiet_transient_retries_stay_out_of_the_log_at_info(
     engine: Engine, config: Config
 ) -> None:

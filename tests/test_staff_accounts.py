@@ -65,7 +65,6 @@ def test_password_is_stored_only_as_an_argon2id_hash(session: Session) -> None:
     assert PASSWORD not in dump
 
 
-@pytest.mark.slow
 def test_command_add_list_passwd_remove(config: Config) -> None:
     added = user_command(config, "add", "alice", "--password-stdin", stdin=PASSWORD + "\n")
     assert added.returncode == 0, added.stderr

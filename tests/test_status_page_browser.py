@@ -163,7 +163,6 @@ def test_tabs_counts_traceback_retry_and_remove(
     assert (shown(page, "preview", "total"), shown(page, "preview", "failed")) == ("7", "1 failed")
 
 
-@pytest.mark.slow
 def test_page_stays_correct_while_two_workers_drain_1000_entries(
     page, server: ServerThread, staff_config: Config, db_url: str, tmp_path: Path
 ) -> None:

@@ -154,7 +154,6 @@ def test_files_flow_from_dhs_to_database_exactly_once(tmp_path: Path, db_url: st
     assert log.count("N20251123S0900.fits: not a complete FITS file") == 1
 
 
-@pytest.mark.slow
 def test_recently_modified_files_are_deferred(tmp_path: Path, db_url: str) -> None:
     config = make_test_config(tmp_path, db_url, defer_threshold="3", defer_delay="1")
     path = fitsdata.make_observatory_file(config.storage_root, "N20251123S0001.fits")

@@ -158,7 +158,6 @@ def cron_command(name: str) -> list[str]:
     raise AssertionError(f"no {name} --path=obslogs line in cron/summit.crontab")
 
 
-@pytest.mark.slow
 def test_the_cron_line_for_obslogs_queues_them(config: Config, session: Session) -> None:
     write_obslog(config)
     write_obslog(config, "second night\n", "20251124_GN-2025B-Q-101_obslog.txt")

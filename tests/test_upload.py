@@ -209,7 +209,6 @@ def test_command_stores_what_the_web_app_received(
         assert all(ok and stored for _, ok, stored in log_rows(session))
 
 
-@pytest.mark.slow
 def test_stored_uploads_are_ingested_at_once_not_deferred(
     tmp_path: Path, config: Config, session: Session
 ) -> None:
