@@ -7,14 +7,17 @@ database test skips with a loud reason, except in CI (``CI=true``), where it fai
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from fits_storage.config import Config, load_config
@@ -99,10 +102,62 @@ def pg_db_url() -> Iterator[str]:
 
 
 def _migrated(url: str) -> str:
+    """``url``'s empty database brought to the current schema: a copy of a SQLite file, or a
+    replay of the statements, that ``create_tables`` produced once in this process (the Alembic
+    run cost about half a second per test; what it builds is the same every time)."""
+    if url.startswith("sqlite:///"):
+        shutil.copyfile(_sqlite_template(), url.removeprefix("sqlite:///"))
+        return url
     engine = make_engine(url)
-    create_tables(engine)
-    engine.dispose()
+    try:
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            for statement, parameters, many in _pg_migration():
+                (cursor.executemany if many else cursor.execute)(statement, parameters)
+            raw.commit()
+        finally:
+            raw.close()
+    finally:
+        engine.dispose()
     return url
+
+
+_templates: dict[str, object] = {}
+
+
+def _sqlite_template() -> str:
+    """A SQLite file that ``create_tables`` migrated, made once per process."""
+    if "sqlite" not in _templates:
+        directory = tempfile.mkdtemp(prefix="fits_storage_template_")
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
+        path = Path(directory) / "template.db"
+        engine = make_engine(f"sqlite:///{path}")
+        create_tables(engine)
+        engine.dispose()  # the last connection checkpoints the WAL: the file holds everything
+        _templates["sqlite"] = str(path)
+    return _templates["sqlite"]  # type: ignore[return-value]
+
+
+def _pg_migration() -> list[tuple[str, object, bool]]:
+    """Every statement ``create_tables`` sent to an empty PostgreSQL schema, recorded once per
+    process. Names are unqualified (the schema comes from the search path), so the statements
+    build the same schema in any other empty one."""
+    if "postgresql" not in _templates:
+        recorded: list[tuple[str, object, bool]] = []
+        with postgresql_schema(migrate=False) as url:
+            schema = url.rsplit("%3D", 1)[1]
+            engine = make_engine(url)
+
+            @event.listens_for(engine, "before_cursor_execute")
+            def _record(_conn, _cursor, statement, parameters, _context, many):  # type: ignore[no-untyped-def]
+                recorded.append((statement, parameters, many))
+
+            create_tables(engine)
+            engine.dispose()
+        assert not any(schema in f"{s}{p}" for s, p, _ in recorded), "a statement names the schema"
+        _templates["postgresql"] = recorded
+    return _templates["postgresql"]  # type: ignore[return-value]
 
 
 @pytest.fixture

@@ -73,7 +73,11 @@ class Run:
             return False
 
     def wait_until_up(self) -> None:
-        wait_for(self.web_answers, 60, f"the web server to answer\n{self.text()}", step=0.3)
+        """Fails with the run's output as it is at the timeout (not as it was at the start)."""
+        try:
+            wait_for(self.web_answers, 60, "the web server to answer", step=0.3)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.text()}") from None
 
     def stop(self, signum: int) -> int:
         self.process.send_signal(signum)

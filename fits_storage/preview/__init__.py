@@ -2,9 +2,34 @@
 
 ``make`` decides what picture a file gets (or a note why none), ``work`` is the preview
 queue's work function, ``selection`` chooses files for ``add_to_preview_queue``.
+
+Each name is imported at its first use: ``add_to_preview_queue`` needs only ``selection``, and
+``make`` brings in astropy, numpy and Pillow (about a second at each start of the command).
 """
 
-from fits_storage.preview.errors import PreviewError
-from fits_storage.preview.make import Picture, PreviewResult, make_previews
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fits_storage.preview.errors import PreviewError
+    from fits_storage.preview.make import Picture, PreviewResult, make_previews
+
+_HOME = {
+    "PreviewError": "errors",
+    "Picture": "make",
+    "PreviewResult": "make",
+    "make_previews": "make",
+}
 
 __all__ = ["Picture", "PreviewError", "PreviewResult", "make_previews"]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
