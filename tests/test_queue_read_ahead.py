@@ -11,6 +11,7 @@ from sqlalchemy import Engine, text
 from fits_storage.config import Config
 from fits_storage.db.engine import make_engine, make_session_factory
 from fits_storage.queues import get_queue
+from fits_storage.service.worker import AHEAD
 from tests.conftest import make_test_config
 from tests.processes import start_recording_worker, stopped_after, wait_for
 from tests.workers.recording_worker import CREATE
@@ -50,23 +51,24 @@ def test_each_entry_after_the_first_is_handed_to_the_hook_before_its_work(
     assert counts(engine, config).total == 0
 
 
-def test_a_stopped_worker_hands_back_the_entry_it_held_ahead(
+def test_a_stopped_worker_hands_back_the_entries_it_held_ahead(
     engine: Engine, config: Config
 ) -> None:
-    fill(engine, config, NAMES[:3])
+    fill(engine, config, NAMES[:4])
     worker = start_recording_worker(
         config, "term", TEST_READ_AHEAD="1", TEST_WORK_SECONDS="3", TEST_WORK_FIXED="1"
     )
-    wait_for(lambda: counts(engine, config).in_progress == 2, 30, "one in hand, one ahead")
+    held = 1 + AHEAD
+    wait_for(lambda: counts(engine, config).in_progress == held, 30, "one in hand, two ahead")
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(30) == 0, worker.stderr.read().decode()
     after = counts(engine, config)
-    assert (after.in_progress, after.waiting) == (0, 2)  # the one ahead is back, untouched
+    assert (after.in_progress, after.waiting) == (0, 3)  # those ahead are back, untouched
     [(done, how)] = processed(engine)
     assert how == "direct"
     log = (config.log_dir / "recording_worker-term.log").read_text()
-    handed_back = [n for n in NAMES[:3] if f"stopping: handing back {n} untouched" in log]
-    assert len(handed_back) == 1 and handed_back[0] != done
+    handed_back = [n for n in NAMES[:4] if f"stopping: handing back {n} untouched" in log]
+    assert len(handed_back) == AHEAD and done not in handed_back
 
 
 def test_the_entry_held_ahead_keeps_its_lease(tmp_path, pg_db_url: str) -> None:

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 READY = "ready"
-MAX_PENDING = 3  # offers the reader may be behind by
+MAX_PENDING = 3  # offers the reader may be behind by (the queue loop holds two ahead)
 TAKE_TIMEOUT_SECONDS = 60.0  # then the reader is ended and the worker reads the file itself
 PAUSE_AFTER_WASTED = 4  # consecutive offers never taken
 PROBE_EVERY = 8  # while paused, one offer in this many, to notice new files again
@@ -163,9 +163,10 @@ class ReadAhead:
             return None
 
     def _drop_wasted(self) -> None:
-        """Results the worker did not take by the time the offer after next is made: files it
-        found unchanged (or handled otherwise). Their answers are read off as they arrive."""
-        while self._sent and self._sent[0].number <= self._offers - 2:
+        """Results the worker did not take by the time ``MAX_PENDING`` more offers were made:
+        files it found unchanged (or handled otherwise). Their answers are read off as they
+        arrive."""
+        while self._sent and self._sent[0].number <= self._offers - MAX_PENDING:
             conn = self._conn
             try:
                 if conn is None or not self._is_ready() or not conn.poll(0):

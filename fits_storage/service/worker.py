@@ -22,6 +22,7 @@ import signal
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ DB_RETRY = Backoff(base_seconds=1.0, cap_seconds=60.0)
 WorkFunction = Callable[[Session, Entry, WorkContext], None]
 # Given each entry claimed ahead (see QueueLoop), and once with None at start, to get ready.
 ReadAheadFunction = Callable[[Entry | None, Config], None]
+AHEAD = 2  # entries held ahead: a reader that finishes early has the next one waiting
 
 __all__ = ["QueueLoop", "WorkFunction", "one_line"]
 
@@ -112,10 +114,10 @@ class RunSummary:
 class QueueLoop:
     """Claims entries one at a time and runs the work on each.
 
-    ``read_ahead``: with it, the loop claims the next entry before it runs the work on the one
-    in hand and passes it to ``read_ahead``, so a work can start on its input elsewhere (ingest
-    reads the next file in a process of its own). The entry held ahead is kept alive by the
-    heartbeat and handed back untouched when the worker stops.
+    ``read_ahead``: with it, the loop claims the next ``AHEAD`` entries before it runs the work
+    on the one in hand and passes each to ``read_ahead``, so a work can start on its input
+    elsewhere (ingest reads the next files in a process of its own). Entries held ahead are
+    kept alive by the heartbeat and handed back untouched when the worker stops.
     """
 
     def __init__(
@@ -129,7 +131,7 @@ class QueueLoop:
         self.queue = queue
         self.work = work
         self.read_ahead = read_ahead
-        self._ahead: Entry | None = None
+        self._ahead: deque[Entry] = deque()  # claimed ahead, oldest first
         self.log = daemon.logger
         self.worker = Worker(f"{daemon.command}-{daemon.name}")
         self.context = WorkContext(
@@ -162,9 +164,9 @@ class QueueLoop:
             with self.limit.installed(daemon.engine):
                 while not daemon.stopping.is_set():
                     daemon.notifier.watchdog()
-                    if entry is None and self._ahead is not None:
-                        entry, self._ahead = self._ahead, None
-                        self.heartbeat.hold(None)
+                    if entry is None and self._ahead:
+                        entry = self._ahead.popleft()
+                        self.heartbeat.hold(list(self._ahead))
                     if entry is None:
                         try:
                             entry = self._claim()
@@ -184,15 +186,15 @@ class QueueLoop:
                             continue
                     if not args.oneshot:
                         self._claim_ahead()
-                    entry = self.process(entry, claim_next=not args.oneshot and self._ahead is None)
+                    entry = self.process(entry, claim_next=not args.oneshot and not self._ahead)
                     if args.oneshot:
                         break
             # Claimed together with the last completion, or ahead, then told to stop.
-            for held in (entry, self._ahead):
+            for held in (entry, *self._ahead):
                 if held is not None:
                     self.log.info("stopping: handing back %s untouched", held.filename)
                     self._release(held)
-            self._ahead = None
+            self._ahead.clear()
         finally:
             self.heartbeat.stop()
             self.registration.stop()
@@ -242,24 +244,28 @@ class QueueLoop:
                 conn.invalidate()
 
     def _claim_ahead(self) -> None:
-        """Claim the entry after the one in hand and hand it to ``read_ahead``. A lost database
-        leaves nothing held ahead (the next claim meets the outage); a read-ahead that fails
-        only costs the work its head start."""
-        if self.read_ahead is None or self._ahead is not None or self.daemon.stopping.is_set():
-            return
-        try:
-            self._ahead = self._claim()
-        except Exception as exc:
-            if not is_database_lost(exc):
-                raise
-            return
-        if self._ahead is None:
-            return
-        self.heartbeat.hold(self._ahead)
-        try:
-            self.read_ahead(self._ahead, self.daemon.config)
-        except Exception as exc:  # noqa: BLE001 - the work reads its input itself
-            self.log.warning("reading %s ahead failed: %s", self._ahead.filename, one_line(exc))
+        """Claim up to ``AHEAD`` entries after the one in hand and hand each to
+        ``read_ahead``. A lost database leaves fewer held ahead (the next claim meets the
+        outage); a read-ahead that fails only costs the work its head start."""
+        while (
+            self.read_ahead is not None
+            and len(self._ahead) < AHEAD
+            and not self.daemon.stopping.is_set()
+        ):
+            try:
+                claimed = self._claim()
+            except Exception as exc:
+                if not is_database_lost(exc):
+                    raise
+                return
+            if claimed is None:
+                return
+            self._ahead.append(claimed)
+            self.heartbeat.hold(list(self._ahead))
+            try:
+                self.read_ahead(claimed, self.daemon.config)
+            except Exception as exc:  # noqa: BLE001 - the work reads its input itself
+                self.log.warning("reading %s ahead failed: %s", claimed.filename, one_line(exc))
 
     def _claim(self) -> Entry | None:
         """Claim with as few round trips as possible.
@@ -516,7 +522,7 @@ class Heartbeat(threading.Thread):
         self.interval = max(0.05, queue.lease_seconds / 3)
         self.give_up_after = queue.max_run_seconds + queue.lease_seconds
         self._entry: Entry | None = None
-        self._held: Entry | None = None  # claimed ahead of the work in hand
+        self._held: list[Entry] = []  # claimed ahead of the work in hand
         self._since = 0.0
         self._lock = threading.Lock()
         self._finished = threading.Event()
@@ -528,10 +534,10 @@ class Heartbeat(threading.Thread):
         if entry is not None:
             self.daemon.notifier.send(f"STATUS=processing {entry.filename}")
 
-    def hold(self, entry: Entry | None) -> None:
-        """Also keep alive ``entry``, claimed ahead and waiting its turn (None: no more)."""
+    def hold(self, entries: list[Entry]) -> None:
+        """Also keep alive ``entries``, claimed ahead and waiting their turn."""
         with self._lock:
-            self._held = entry
+            self._held = entries
 
     def run(self) -> None:
         while not self._finished.wait(self.interval):
@@ -546,23 +552,20 @@ class Heartbeat(threading.Thread):
                 self.daemon.notifier.watchdog()
             try:
                 with self.daemon.session_factory() as session:
-                    # fenced: harmless if late
-                    alive = [
-                        self.queue.heartbeat(session, e)
-                        for e in (entry, held)
-                        if e is not None
-                    ]
+                    alive = self.queue.heartbeat(session, entry)  # fenced: harmless if late
+                    held_alive = [self.queue.heartbeat(session, e) for e in held]
                     session.commit()
             except Exception as exc:  # noqa: BLE001 - keep trying; the lease may still hold
                 self.daemon.logger.warning("heartbeat failed: %s", one_line(exc))
                 continue
             with self._lock:
-                if not alive[0] and self._entry is entry:
+                if not alive and self._entry is entry:
                     self.daemon.logger.warning("lease on %s lost", entry.filename)
                     self._entry = None
-                if len(alive) > 1 and not alive[1] and self._held is held:
-                    self.daemon.logger.warning("lease on %s (held ahead) lost", held.filename)
-                    self._held = None
+                for ahead, ok in zip(held, held_alive, strict=True):
+                    if not ok and ahead in self._held:
+                        self.daemon.logger.warning("lease on %s (held ahead) lost", ahead.filename)
+                        self._held = [e for e in self._held if e is not ahead]
 
     def _end_stuck_worker(self, entry: Entry, running: float) -> None:
         error = (
