@@ -26,7 +26,6 @@ from fits_storage.service.queue_service import run_queue_service
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from fits_storage.config import Config
     from fits_storage.queues import Entry, WorkContext
 
 COMMAND = "service_ingest_queue"
@@ -71,17 +70,6 @@ def work(session: Session, entry: Entry, context: WorkContext) -> None:
     ingest_work(session, entry, context)
 
 
-def read_ahead(entry: Entry | None, config: Config) -> None:
-    """Start reading the next entry's file beside this process (plain files on local disk);
-    None, at start: start the process that reads them."""
-    from fits_storage.ingest.readahead import offer_next, start_reader
-
-    if entry is None:
-        start_reader(config)
-    else:
-        offer_next(config, entry.path, entry.filename)
-
-
 def main(argv: list[str] | None = None) -> int:
     return run_queue_service(
         COMMAND,
@@ -91,8 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         "header rows), then queue their export, preview and calibration-cache work.",
         add_arguments=add_arguments,
         argv=argv,
-        preload=("fits_storage.ingest.work",),
-        read_ahead=read_ahead,
+        preload=("fits_storage.ingest",),
     )
 
 

@@ -40,7 +40,6 @@ from fits_storage.fileops.audit import record_md5_after
 from fits_storage.ingest.digest import Digest, DigestError, TooLarge, compression_of, digest_file
 from fits_storage.ingest.errors import FileChangingError, FileMissingError, IngestError
 from fits_storage.ingest.fitsread import read_fits
-from fits_storage.ingest.readahead import taken
 from fits_storage.ingest.rows import (
     Completion,
     Written,
@@ -462,10 +461,7 @@ def _read_and_record(
                 )
         if fitsverify_run is None:
             fitsverify_run = _enter(stack, start_verification(readable, shown_as=local))
-        contents = None
-        if readable is local:  # plain bytes may have been read already, beside this process
-            contents = taken(local, (stat.size, stat.mtime_ns), digest.file_md5)
-        contents = contents or read_fits(readable, digest.data_size, label, filename)
+        contents = read_fits(readable, digest.data_size, label, filename)
         fitsverify = fitsverify_run.result() if fitsverify_run is not None else None
     _check_stable(config, path, filename, stat)
     header = contents.header_fields.to_row()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from fits_storage.service.daemon import EXIT_FAILURE, Daemon, run_daemon
 
 if TYPE_CHECKING:
-    from fits_storage.service.worker import ReadAheadFunction, WorkFunction
+    from fits_storage.service.worker import WorkFunction
 
 
 def run_queue_service(
@@ -27,14 +27,12 @@ def run_queue_service(
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
     argv: list[str] | None = None,
     preload: tuple[str, ...] = (),
-    read_ahead: ReadAheadFunction | None = None,
 ) -> int:
     """The whole life of a ``service_*_queue`` command.
 
     ``preload``: modules the work needs, imported once the options and configuration are good
     and before the first claim (an :class:`ImportedWork`'s module too): an installation that
-    cannot import them stops the worker at start, instead of failing every entry it claims.
-    ``read_ahead``: given the entry claimed after the one in hand (see ``QueueLoop``)."""
+    cannot import them stops the worker at start, instead of failing every entry it claims."""
 
     def arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
@@ -48,14 +46,11 @@ def run_queue_service(
         from fits_storage.queues import get_queue
         from fits_storage.service.worker import DatabaseUnreachable, QueueLoop
 
-        if read_ahead is not None and not daemon.args.oneshot:
-            read_ahead(None, daemon.config)  # before the imports: it starts a process of its own
         modules = (*preload, *([work.module] if isinstance(work, ImportedWork) else []))
         for module in modules:
             importlib.import_module(module)
         try:
-            queue = get_queue(queue_name, daemon.config)
-            return QueueLoop(daemon, queue, work, read_ahead).run()
+            return QueueLoop(daemon, get_queue(queue_name, daemon.config), work).run()
         except DatabaseUnreachable as exc:
             daemon.logger.critical("%s", exc)
             return EXIT_FAILURE

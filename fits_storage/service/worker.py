@@ -22,7 +22,6 @@ import signal
 import threading
 import time
 import traceback
-from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,7 +32,6 @@ from sqlalchemy import Connection, Engine, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from fits_storage.config import Config
 from fits_storage.db.errors import is_database_lost
 from fits_storage.queues import Entry, Queue, RunTimeExceeded, TransientError, Worker
 from fits_storage.queues.context import WorkContext
@@ -47,9 +45,6 @@ from fits_storage.service.registration import Registration
 DB_RETRY = Backoff(base_seconds=1.0, cap_seconds=60.0)
 
 WorkFunction = Callable[[Session, Entry, WorkContext], None]
-# Given each entry claimed ahead (see QueueLoop), and once with None at start, to get ready.
-ReadAheadFunction = Callable[[Entry | None, Config], None]
-AHEAD = 2  # entries held ahead: a reader that finishes early has the next one waiting
 
 __all__ = ["QueueLoop", "WorkFunction", "one_line"]
 
@@ -112,26 +107,10 @@ class RunSummary:
 
 
 class QueueLoop:
-    """Claims entries one at a time and runs the work on each.
-
-    ``read_ahead``: with it, the loop claims the next ``AHEAD`` entries before it runs the work
-    on the one in hand and passes each to ``read_ahead``, so a work can start on its input
-    elsewhere (ingest reads the next files in a process of its own). Entries held ahead are
-    kept alive by the heartbeat and handed back untouched when the worker stops.
-    """
-
-    def __init__(
-        self,
-        daemon: Daemon,
-        queue: Queue,
-        work: WorkFunction,
-        read_ahead: ReadAheadFunction | None = None,
-    ) -> None:
+    def __init__(self, daemon: Daemon, queue: Queue, work: WorkFunction) -> None:
         self.daemon = daemon
         self.queue = queue
         self.work = work
-        self.read_ahead = read_ahead
-        self._ahead: deque[Entry] = deque()  # claimed ahead, oldest first
         self.log = daemon.logger
         self.worker = Worker(f"{daemon.command}-{daemon.name}")
         self.context = WorkContext(
@@ -164,9 +143,6 @@ class QueueLoop:
             with self.limit.installed(daemon.engine):
                 while not daemon.stopping.is_set():
                     daemon.notifier.watchdog()
-                    if entry is None and self._ahead:
-                        entry = self._ahead.popleft()
-                        self.heartbeat.hold(list(self._ahead))
                     if entry is None:
                         try:
                             entry = self._claim()
@@ -184,17 +160,12 @@ class QueueLoop:
                             self.log.debug("nothing on the %s queue; waiting", self.queue.name)
                             self._idle()
                             continue
-                    if not args.oneshot:
-                        self._claim_ahead()
-                    entry = self.process(entry, claim_next=not args.oneshot and not self._ahead)
+                    entry = self.process(entry, claim_next=not args.oneshot)
                     if args.oneshot:
                         break
-            # Claimed together with the last completion, or ahead, then told to stop.
-            for held in (entry, *self._ahead):
-                if held is not None:
-                    self.log.info("stopping: handing back %s untouched", held.filename)
-                    self._release(held)
-            self._ahead.clear()
+            if entry is not None:  # claimed together with the last completion, then told to stop
+                self.log.info("stopping: handing back %s untouched", entry.filename)
+                self._release(entry)
         finally:
             self.heartbeat.stop()
             self.registration.stop()
@@ -242,30 +213,6 @@ class QueueLoop:
                 conn.close()
             except Exception:  # noqa: BLE001 - it is being thrown away
                 conn.invalidate()
-
-    def _claim_ahead(self) -> None:
-        """Claim up to ``AHEAD`` entries after the one in hand and hand each to
-        ``read_ahead``. A lost database leaves fewer held ahead (the next claim meets the
-        outage); a read-ahead that fails only costs the work its head start."""
-        while (
-            self.read_ahead is not None
-            and len(self._ahead) < AHEAD
-            and not self.daemon.stopping.is_set()
-        ):
-            try:
-                claimed = self._claim()
-            except Exception as exc:
-                if not is_database_lost(exc):
-                    raise
-                return
-            if claimed is None:
-                return
-            self._ahead.append(claimed)
-            self.heartbeat.hold(list(self._ahead))
-            try:
-                self.read_ahead(claimed, self.daemon.config)
-            except Exception as exc:  # noqa: BLE001 - the work reads its input itself
-                self.log.warning("reading %s ahead failed: %s", claimed.filename, one_line(exc))
 
     def _claim(self) -> Entry | None:
         """Claim with as few round trips as possible.
@@ -522,7 +469,6 @@ class Heartbeat(threading.Thread):
         self.interval = max(0.05, queue.lease_seconds / 3)
         self.give_up_after = queue.max_run_seconds + queue.lease_seconds
         self._entry: Entry | None = None
-        self._held: list[Entry] = []  # claimed ahead of the work in hand
         self._since = 0.0
         self._lock = threading.Lock()
         self._finished = threading.Event()
@@ -534,15 +480,10 @@ class Heartbeat(threading.Thread):
         if entry is not None:
             self.daemon.notifier.send(f"STATUS=processing {entry.filename}")
 
-    def hold(self, entries: list[Entry]) -> None:
-        """Also keep alive ``entries``, claimed ahead and waiting their turn."""
-        with self._lock:
-            self._held = entries
-
     def run(self) -> None:
         while not self._finished.wait(self.interval):
             with self._lock:
-                entry, started, held = self._entry, self._since, self._held
+                entry, started = self._entry, self._since
             if entry is None:
                 continue
             running = time.monotonic() - started
@@ -553,19 +494,15 @@ class Heartbeat(threading.Thread):
             try:
                 with self.daemon.session_factory() as session:
                     alive = self.queue.heartbeat(session, entry)  # fenced: harmless if late
-                    held_alive = [self.queue.heartbeat(session, e) for e in held]
                     session.commit()
             except Exception as exc:  # noqa: BLE001 - keep trying; the lease may still hold
                 self.daemon.logger.warning("heartbeat failed: %s", one_line(exc))
                 continue
-            with self._lock:
-                if not alive and self._entry is entry:
-                    self.daemon.logger.warning("lease on %s lost", entry.filename)
-                    self._entry = None
-                for ahead, ok in zip(held, held_alive, strict=True):
-                    if not ok and ahead in self._held:
-                        self.daemon.logger.warning("lease on %s (held ahead) lost", ahead.filename)
-                        self._held = [e for e in self._held if e is not ahead]
+            if not alive:
+                with self._lock:
+                    if self._entry is entry:
+                        self.daemon.logger.warning("lease on %s lost", entry.filename)
+                        self._entry = None
 
     def _end_stuck_worker(self, entry: Entry, running: float) -> None:
         error = (

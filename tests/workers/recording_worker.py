@@ -7,8 +7,7 @@ makes each item take up to that long (randomly), to widen the windows a kill can
 work hangs where no signal can reach it (as in an uninterruptible NFS read);
 ``TEST_PRELOAD`` names a module the worker must import before its first claim;
 ``TEST_RECORD_SYNC`` (PostgreSQL) records the work session's ``synchronous_commit`` as its
-worker; ``TEST_READ_AHEAD`` has the loop claim each entry ahead of its turn, and records as
-the worker "ahead" or "direct": whether the entry was handed to the read-ahead hook first.
+worker.
 """
 
 from __future__ import annotations
@@ -22,17 +21,10 @@ import time
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from fits_storage.config import Config
 from fits_storage.queues import Entry, TransientError, WorkContext
 from fits_storage.service.queue_service import run_queue_service
 
 CREATE = "CREATE TABLE IF NOT EXISTS processed (filename VARCHAR(255), worker VARCHAR(255))"
-OFFERED: set[str] = set()
-
-
-def read_ahead(entry: Entry | None, config: Config) -> None:
-    if entry is not None:
-        OFFERED.add(entry.filename)
 
 
 def work(session: Session, entry: Entry, context: WorkContext) -> None:
@@ -50,8 +42,6 @@ def work(session: Session, entry: Entry, context: WorkContext) -> None:
     who = context.worker.name
     if os.environ.get("TEST_RECORD_SYNC"):
         who = session.execute(text("SHOW synchronous_commit")).scalar_one()
-    if os.environ.get("TEST_READ_AHEAD"):
-        who = "ahead" if entry.filename in OFFERED else "direct"
     session.execute(
         text("INSERT INTO processed (filename, worker) VALUES (:f, :w)"),
         {"f": entry.filename, "w": who},
@@ -62,13 +52,7 @@ def main() -> int:
     queue = os.environ.get("TEST_QUEUE", "preview")
     preload = tuple(filter(None, [os.environ.get("TEST_PRELOAD")]))
     return run_queue_service(
-        "recording_worker",
-        queue,
-        work,
-        description=__doc__,
-        argv=sys.argv[1:],
-        preload=preload,
-        read_ahead=read_ahead if os.environ.get("TEST_READ_AHEAD") else None,
+        "recording_worker", queue, work, description=__doc__, argv=sys.argv[1:], preload=preload
     )
 
 
