@@ -28,6 +28,19 @@ def frame(number: int, **changes: Any) -> dict[str, Any]:
     return fields
 
 
+def imaging_frame(number: int, **changes: Any) -> dict[str, Any]:
+    """Night frame ``number`` as a GMOS imaging frame (no slit, no grating, no wavelength)."""
+    return frame(
+        number,
+        spectroscopy=False,
+        mode="imaging",
+        focal_plane_mask="Imaging",
+        disperser="MIRROR",
+        central_wavelength=None,
+        **changes,
+    )
+
+
 def failed_fields(caltype: str, science: dict[str, Any], cal: dict[str, Any]) -> list[str]:
     plan = plan_for(science, caltype)
     assert plan is not None
@@ -87,14 +100,7 @@ def test_gmos_flat_and_arc_follow_the_spectroscopy_rules() -> None:
 
 
 def test_gmos_imaging_flats_are_twilights_and_imaging_needs_no_arc() -> None:
-    science = frame(
-        101,
-        spectroscopy=False,
-        mode="imaging",
-        focal_plane_mask="Imaging",
-        disperser="MIRROR",
-        central_wavelength=None,
-    )
+    science = imaging_frame(101)
     twilight = dict(science, observation_class="dayCal", object="Twilight", id=5)
     assert failed_fields("flat", science, twilight) == []
     assert failed_fields("flat", science, frame(21)) != []
@@ -212,15 +218,7 @@ def test_gmos_spectroscopy_flats_near_the_telescope_position() -> None:
     no_angle = frame(101, elevation=60.0, cass_rotator_pa=None)
     assert flexure(no_angle, elevation=60.0, cass_rotator_pa=170.0) == []
     # imaging flats (twilights) have no such condition
-    image = frame(
-        101,
-        spectroscopy=False,
-        mode="imaging",
-        focal_plane_mask="Imaging",
-        disperser="MIRROR",
-        central_wavelength=None,
-        elevation=60.0,
-    )
+    image = imaging_frame(101, elevation=60.0)
     twilight = dict(image, observation_class="dayCal", object="Twilight", id=5, elevation=10.0)
     assert failed_fields("flat", image, twilight) == []
 
