@@ -9,8 +9,9 @@ Each name is imported at its first use: ``add_to_preview_queue`` needs only ``se
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from fits_storage.lazy import lazy_names
 
 if TYPE_CHECKING:
     from fits_storage.preview.errors import PreviewError
@@ -26,10 +27,4 @@ _HOME = {
 __all__ = ["Picture", "PreviewError", "PreviewResult", "make_previews"]
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _HOME)
