@@ -227,7 +227,8 @@ def test_only_redoable_queues_commit_without_waiting_for_the_disk(
     tmp_path: Path, pg_db_url: str, queue: str, setting: str
 ) -> None:
     """A preview (like ingest and the calibration cache) is redone from the files if a database
-    crash loses its completion; an export is not, so its worker keeps synchronous commits."""
+    crash loses its completion; an export is not, so its worker keeps synchronous commits.
+    Every queue worker plans its prepared statements once (generic plans)."""
     config = make_test_config(tmp_path, pg_db_url)
     engine = make_engine(pg_db_url)
     with make_session_factory(engine)() as session:
@@ -240,7 +241,9 @@ def test_only_redoable_queues_commit_without_waiting_for_the_disk(
     )
     assert worker.wait(30) == 0, worker.stderr.read() if worker.stderr else ""
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT worker FROM processed")).scalars().all() == [setting]
+        recorded = conn.execute(text("SELECT worker FROM processed")).scalars().all()
+        assert recorded == [f"{setting} force_generic_plan"]
+        assert conn.execute(text("SHOW plan_cache_mode")).scalar() == "auto"  # others: auto
     engine.dispose()
 
 

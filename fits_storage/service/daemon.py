@@ -96,12 +96,15 @@ def run_daemon(
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
     argv: list[str] | None = None,
     synchronous_commit: bool | Callable[[], bool] = True,
+    generic_plans: bool = False,
 ) -> int:
     """Parse options, take the lock, set up logging and signals, then run ``body``.
 
     ``synchronous_commit=False``: the engine's commits do not wait for the disk (only for
     work that can be redone: ``fits_storage.db.engine``). It may be a function that decides,
-    called once options and configuration are good (what decides may be slow to import)."""
+    called once options and configuration are good (what decides may be slow to import).
+    ``generic_plans=True``: prepared statements are planned once (a queue worker's fixed
+    statements: ``make_engine``)."""
     parser = base_parser(command, description)
     if add_arguments:
         add_arguments(parser)
@@ -148,7 +151,10 @@ def run_daemon(
         synchronous_commit = synchronous_commit()
     # Checked before --demon detaches, so that the one who started it sees why it did not.
     engine = make_engine(
-        config.database_url, pre_ping=False, synchronous_commit=synchronous_commit
+        config.database_url,
+        pre_ping=False,
+        synchronous_commit=synchronous_commit,
+        generic_plans=generic_plans,
     )
     try:
         problem = schema_problem(engine)

@@ -67,6 +67,7 @@ def run_queue_service(
         add_arguments=arguments,
         argv=argv,
         synchronous_commit=synchronous_commit,
+        generic_plans=True,
     )
 
 

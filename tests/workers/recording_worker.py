@@ -6,8 +6,8 @@ makes each item take up to that long (randomly), to widen the windows a kill can
 ``TEST_FAIL`` names files (comma-separated) whose work fails; ``TEST_HANG`` names a file whose
 work hangs where no signal can reach it (as in an uninterruptible NFS read);
 ``TEST_PRELOAD`` names a module the worker must import before its first claim;
-``TEST_RECORD_SYNC`` (PostgreSQL) records the work session's ``synchronous_commit`` as its
-worker.
+``TEST_RECORD_SYNC`` (PostgreSQL) records the work session's ``synchronous_commit`` and
+``plan_cache_mode`` as its worker.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ def work(session: Session, entry: Entry, context: WorkContext) -> None:
         time.sleep(seconds if os.environ.get("TEST_WORK_FIXED") else random.uniform(0, seconds))
     who = context.worker.name
     if os.environ.get("TEST_RECORD_SYNC"):
-        who = session.execute(text("SHOW synchronous_commit")).scalar_one()
+        sync = session.execute(text("SHOW synchronous_commit")).scalar_one()
+        who = f"{sync} {session.execute(text('SHOW plan_cache_mode')).scalar_one()}"
     session.execute(
         text("INSERT INTO processed (filename, worker) VALUES (:f, :w)"),
         {"f": entry.filename, "w": who},
