@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, inspect, select
+from sqlalchemy import func, inspect, select, text, update
 from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
 
@@ -207,6 +209,101 @@ def test_a_lost_lease_completes_nothing_and_the_rows_stand(
     assert session.scalar(select(func.count()).select_from(DiskFile)) == 1
     again = ingest_file(session, config, path.name, completing=Completion(queue, holder))
     assert again.action is IngestAction.UNCHANGED and not again.completed
+
+
+def _leased(session: Session, config: Config) -> list[tuple[str, str, str, str | None]]:
+    table = get_queue("ingest", config).table
+    columns = (table.c.filename, table.c.path, table.c.status, table.c.worker)
+    return sorted(tuple(r) for r in session.execute(select(*columns)))
+
+
+def test_the_next_entry_is_leased_in_the_same_statement(
+    session: Session, tmp_path: Path, db_url: str
+) -> None:
+    config = _fanning_config(tmp_path, db_url)
+    path = copy_gmos_file(config.storage_root)
+    queue = get_queue("ingest", config)
+    entry = _claim(session, queue, path.name)
+    queue.add(session, "N20250101S0001.fits")
+    session.commit()
+
+    completing = Completion(queue, entry, claim_for=Worker("rows"))
+    result = ingest_file(session, config, path.name, completing=completing)
+
+    assert result.completed and result.claimed is not None
+    assert (result.claimed.filename, result.claimed.worker) == ("N20250101S0001.fits", "rows")
+    assert result.claimed["force"] is False and result.claimed.attempts == 1
+    assert _leased(session, config) == [("N20250101S0001.fits", "", "in_progress", "rows")]
+
+
+def test_a_lost_lease_leases_nothing(session: Session, tmp_path: Path, db_url: str) -> None:
+    config = _fanning_config(tmp_path, db_url)
+    path = copy_gmos_file(config.storage_root)
+    queue = get_queue("ingest", config)
+    stale = _claim(session, queue, path.name)
+    assert queue.release(session, stale)
+    session.commit()
+    assert queue.claim(session, Worker("other")) is not None
+    queue.add(session, "N20250101S0001.fits")
+    session.commit()
+
+    completing = Completion(queue, stale, claim_for=Worker("rows"))
+    result = ingest_file(session, config, path.name, completing=completing)
+
+    assert not result.completed and result.claimed is None
+    assert _leased(session, config) == [
+        ("N20250101S0001.fits", "", "waiting", None),
+        (path.name, "", "in_progress", "other"),
+    ]
+
+
+def test_a_lease_clashing_with_another_workers_writes_the_rows_without_it(
+    session: Session, tmp_path: Path, db_url: str
+) -> None:
+    """Another worker leases an entry of the same file (by another path) while the statement
+    runs: the unique in-progress index refuses the statement's lease, and the rows are written
+    again without one."""
+    config = _fanning_config(tmp_path, db_url)
+    path = copy_gmos_file(config.storage_root)
+    queue = get_queue("ingest", config)
+    entry = _claim(session, queue, path.name)
+    queue.add(session, "N20250101S0001.fits", "a")
+    queue.add(session, "N20250101S0001.fits", "b")
+    session.commit()
+    table = queue.table
+    engine = make_engine(db_url)
+    other = engine.connect()
+    other_pid = other.execute(select(func.pg_backend_pid())).scalar()
+    other.execute(  # leased, not yet committed: the statement's snapshot sees it waiting
+        update(table).where(table.c.path == "a").values(status="in_progress", worker="other")
+    )
+    outcome: dict[str, Any] = {}
+
+    def ingest() -> None:
+        completing = Completion(queue, entry, claim_for=Worker("rows"))
+        outcome["result"] = ingest_file(session, config, path.name, completing=completing)
+
+    thread = threading.Thread(target=ingest)
+    thread.start()
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))"
+    )
+    with engine.connect() as watcher:
+        deadline = time.monotonic() + 30
+        while not watcher.execute(waiting, {"pid": other_pid}).scalar():
+            assert time.monotonic() < deadline, "the statement never waited on the other lease"
+            time.sleep(0.05)
+    other.commit()
+    thread.join(timeout=30)
+    other.close()
+    engine.dispose()
+
+    result = outcome["result"]
+    assert result.action is IngestAction.NEW and result.completed and result.claimed is None
+    assert _leased(session, config) == [
+        ("N20250101S0001.fits", "a", "in_progress", "other"),
+        ("N20250101S0001.fits", "b", "waiting", None),
+    ]
 
 
 def test_the_worker_completes_each_new_file_once(tmp_path: Path, db_url: str) -> None:

@@ -58,7 +58,7 @@ from fits_storage.orm import (
     Obslog,
     utcnow,
 )
-from fits_storage.queues import get_queue
+from fits_storage.queues import Entry, get_queue
 from fits_storage.queues.errors import TransientError
 from fits_storage.queues.statements import compiled
 from fits_storage.scan.names import FileKind, file_kind, is_miscfile_meta, miscfile_of_meta
@@ -88,6 +88,7 @@ class IngestResult:
     header_notes: int = 0
     verified_ok: bool | None = None
     completed: bool = False  # the queue entry given as ``completing`` completed with the rows
+    claimed: Entry | None = None  # the next entry, leased with that completion
 
     def describe(self) -> str:
         """One line for the log: what happened to which file."""
@@ -636,6 +637,7 @@ def _record(
                     file_md5=digest.file_md5,
                     queued=tuple(said for _, _, said in targets),
                     completed=written.completed,
+                    claimed=written.claimed,
                 )
         first = insert_first_version(session, name, diskfile, rows)
     latest = None

@@ -21,13 +21,13 @@ over-long value still fails as it would through the ORM rather than being cut.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
-    Dialect,
     Select,
     String,
     Table,
@@ -38,17 +38,20 @@ from sqlalchemy import (
     inspect,
     literal_column,
     select,
+    true,
 )
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.sql.schema import Column
 from sqlalchemy.sql.selectable import CTE
 
+from fits_storage.db.positional import Positional, execute_positional, positional
 from fits_storage.orm import Base, DiskFile, File
-from fits_storage.queues import Entry, Queue
+from fits_storage.queues import Entry, Queue, Worker
 from fits_storage.queues import statements as sql
-from fits_storage.queues.statements import compiled
 
 _OMIT = object()  # left to the server's default
 
@@ -123,7 +126,7 @@ def _completing(inserted: CTE, others: list[CTE], shape: CompletionShape) -> Sel
     """The inserts, the fenced completion of the entry (only if the version was written: a
     name that exists completes nothing, and the caller takes the ordinary path), the entries
     added (``a<index>_<column>``, one per version row) and a wake-up of their workers."""
-    table, key, adds = shape
+    table, key, adds, claims = shape
     written = select(literal_column("1")).select_from(inserted).exists()
     done, cleared = sql.finish_if(table, key, written)
     added = [
@@ -133,9 +136,16 @@ def _completing(inserted: CTE, others: list[CTE], shape: CompletionShape) -> Sel
     finished = select(func.count()).select_from(done).scalar_subquery()
     empty = literal_column("''")
     wake = [func.pg_notify(bindparam(f"a{index}__channel"), empty) for index in range(len(adds))]
-    return select(
-        inserted.c.file_id, inserted.c.id, finished.label("finished"), *wake
-    ).add_cte(*others, cleared, *added)
+    columns = [inserted.c.file_id, inserted.c.id, finished.label("finished"), *wake]
+    if claims is None:
+        return select(*columns).add_cte(*others, cleared, *added)
+    held = select(literal_column("1")).select_from(done).exists()
+    claimed = sql.claim_if(table, claims, held)
+    return (
+        select(*columns, *(claimed.c[name] for name in sql.claimed_columns(table)))
+        .select_from(inserted.outerjoin(claimed, true()))
+        .add_cte(*others, cleared, *added)
+    )
 
 
 @functools.cache
@@ -164,14 +174,13 @@ def _prepared(
 
 
 @functools.cache
-def _driver_sql(
-    tables: tuple[Table, ...], dialect: Dialect, completes: CompletionShape | None = None
-) -> str:
-    """:func:`_prepared` as the driver's SQL text. Run through SQLAlchemy, a statement of some
-    150 parameters costs more client time than the insert itself (its cache key is computed
-    from the whole tree on every execution, and each parameter processed): about 1.8 ms a
-    file. The values are plain Python values the driver adapts itself, cast in the SQL."""
-    return compiled(_prepared(tables, completes), dialect)
+def _positional(tables: tuple[Table, ...], completes: CompletionShape | None = None) -> Positional:
+    """:func:`_prepared` in ``$n`` form. Run through SQLAlchemy, a statement of some 70
+    parameters costs more client time than the insert itself (its cache key is computed from
+    the whole tree on every execution, each parameter processed, and psycopg splits the long
+    query again each time): about 2 ms a file. The values are plain Python values the driver
+    adapts itself, cast in the SQL."""
+    return positional(_prepared(tables, completes))
 
 
 _VERSION_SKIP = ("id", "file_id")
@@ -190,23 +199,29 @@ def _as_sql(values: dict[Column[Any], Any]) -> dict[Column[Any], ColumnElement[A
     }
 
 
-# (queue table, its key columns, ((table, columns) of each entry added with the completion))
-CompletionShape = tuple[Table, tuple[str, ...], tuple[tuple[Table, tuple[str, ...]], ...]]
+# (queue table, its key columns, ((table, columns) of each entry added with the completion),
+# the queue's exclusive columns when the next entry is claimed in the same statement, or None)
+CompletionShape = tuple[
+    Table, tuple[str, ...], tuple[tuple[Table, tuple[str, ...]], ...], tuple[str, ...] | None
+]
 
 
 @dataclass(frozen=True)
 class Completion:
-    """A claimed queue entry to complete in the statement that writes a new name's rows, and
-    the entries to add with them (``queue``, its columns as ``Queue.entry_values`` gives)."""
+    """A claimed queue entry to complete in the statement that writes a new name's rows, the
+    entries to add with them (``queue``, its columns as ``Queue.entry_values`` gives) and,
+    with ``claim_for``, the next entry to lease to that worker once this one is complete."""
 
     queue: Queue
     entry: Entry
     adds: tuple[tuple[Queue, dict[str, Any]], ...] = ()
+    claim_for: Worker | None = None
 
     @property
     def shape(self) -> CompletionShape:
         adds = tuple((queue.table, tuple(values)) for queue, values in self.adds)
-        return self.queue.table, self.queue.key, adds
+        claims = self.queue.exclusive if self.claim_for is not None else None
+        return self.queue.table, self.queue.key, adds, claims
 
     def params(self) -> dict[str, Any]:
         entry = self.entry
@@ -219,6 +234,8 @@ class Completion:
         for index, (queue, values) in enumerate(self.adds):
             params |= {f"a{index}_{column}": value for column, value in values.items()}
             params[f"a{index}__channel"] = queue.channel
+        if self.claim_for is not None:
+            params |= self.queue.lease_params(self.claim_for)
         return params
 
 
@@ -227,6 +244,7 @@ class Written:
     file_id: int
     diskfile_id: int
     completed: bool  # the entry completed in the same statement
+    claimed: Entry | None = None  # the next entry, leased in the same statement
 
 
 def _values_of(
@@ -260,11 +278,35 @@ def write_first_version_completing(
         return None
     connection = session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     tables = tuple(table for table, _ in rows)
-    statement = _driver_sql(tables, connection.dialect, done.shape)
-    found = connection.exec_driver_sql(statement, _params(name, version, rows) | done.params())
-    row = found.first()
+    values = _params(name, version, rows)
+    try:
+        row = _write(connection, tables, values, done)
+    except IntegrityError:
+        if done.claim_for is None:
+            raise
+        # Most likely the claim met the unique in-progress index (another worker leased an
+        # entry of the same file at this very moment): nothing was written; write without it.
+        done = replace(done, claim_for=None)
+        row = _write(connection, tables, values, done)
     session.commit()  # ends the session's hold on the autocommit connection
-    return Written(row[0], row[1], bool(row[2])) if row is not None else None
+    if row is None:
+        return None
+    return Written(row[0], row[1], bool(row[2]), _claimed(done, row))
+
+
+def _write(
+    connection: Connection, tables: tuple[Table, ...], values: dict[str, Any], done: Completion
+) -> Sequence[Any] | None:
+    return execute_positional(connection, _positional(tables, done.shape), values | done.params())
+
+
+def _claimed(done: Completion, row: Sequence[Any]) -> Entry | None:
+    """The entry the statement leased: its columns end the row (all NULL if none was)."""
+    if done.claim_for is None:
+        return None
+    names = sql.claimed_columns(done.queue.table)
+    leased = dict(zip(names, row[len(row) - len(names) :], strict=True))
+    return done.queue.claimed_entry(leased, done.claim_for) if leased["id"] is not None else None
 
 
 def insert_first_version(
@@ -278,9 +320,8 @@ def insert_first_version(
     expression or a server default builds its own."""
     version, rows = _values_of(diskfile, dependents)
     if _plain(version) and all(_plain(values) for _, values in rows):
-        connection = session.connection()
-        statement = _driver_sql(tuple(table for table, _ in rows), connection.dialect)
-        found = connection.exec_driver_sql(statement, _params(name, version, rows)).first()
+        statement = _positional(tuple(table for table, _ in rows))
+        found = execute_positional(session.connection(), statement, _params(name, version, rows))
     else:
         statement = _statement(
             _as_sql(version),

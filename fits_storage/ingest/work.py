@@ -19,7 +19,8 @@ def ingest_work(session: Session, entry: Entry, context: WorkContext) -> None:
 
     Bad input raises IngestError (the entry fails with its reason); a file still being
     written raises FileChangingError (retried). The loop commits our writes with the
-    entry's completion, unless ingest wrote both in one statement (a new name on PostgreSQL).
+    entry's completion, unless ingest wrote both in one statement (a new name on PostgreSQL),
+    which then also leases the next entry when the loop asks for one.
     """
     result = ingest_file(
         session,
@@ -28,8 +29,8 @@ def ingest_work(session: Session, entry: Entry, context: WorkContext) -> None:
         entry.path,
         force=bool(entry["force"]),
         force_md5=bool(entry["force_md5"]),
-        completing=Completion(context.queue("ingest"), entry),
+        completing=Completion(context.queue("ingest"), entry, claim_for=context.claim_for),
     )
     if result.completed:
-        context.entry_completed(entry)
+        context.entry_completed(entry, result.claimed)
     context.logger.info("%s", result.describe())

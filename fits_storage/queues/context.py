@@ -27,7 +27,8 @@ class WorkContext:
     session_factory: sessionmaker[Session]
     worker: Worker
     _queues: dict[str, Queue] = field(default_factory=dict)
-    _completed: set[int] = field(default_factory=set)
+    _completed: dict[int, Entry | None] = field(default_factory=dict)
+    claim_for: Worker | None = None  # set by the loop: who a completion may lease the next entry to
 
     def queue(self, name: str) -> Queue:
         """Another queue of the system (to add work to it), with this process's settings."""
@@ -35,14 +36,15 @@ class WorkContext:
             self._queues[name] = get_queue(name, self.config)
         return self._queues[name]
 
-    def entry_completed(self, entry: Entry) -> None:
+    def entry_completed(self, entry: Entry, claimed: Entry | None = None) -> None:
         """The work completed ``entry`` itself, in the statement that wrote its rows (ingest of
-        a new name on PostgreSQL): the loop must not complete it again, only claim the next."""
-        self._completed.add(entry.id)
+        a new name on PostgreSQL), and may have leased the next entry (``claimed``) there: the
+        loop must not complete it again, only go on to the next."""
+        self._completed[entry.id] = claimed
 
-    def take_completed(self, entry: Entry) -> bool:
-        """Whether the work said it completed ``entry`` (asked once per entry)."""
+    def take_completed(self, entry: Entry) -> tuple[bool, Entry | None]:
+        """Whether the work said it completed ``entry``, and the entry it leased with it
+        (asked once per entry)."""
         if entry.id not in self._completed:
-            return False
-        self._completed.discard(entry.id)
-        return True
+            return False, None
+        return True, self._completed.pop(entry.id)

@@ -208,7 +208,7 @@ class Queue:
         later than about 1.25 lease periods, a deferred entry is ready within a quarter lease of
         its time, and a busy queue pays one statement per claim.
         """
-        swept = self._sweep_due()
+        swept = self.sweep_due()
         row = self._sweep(session, worker) if swept else None
         if row is None:
             row = self._claim_waiting(session, worker)
@@ -219,7 +219,7 @@ class Queue:
     def _claim_waiting(self, session: Session | Connection, worker: Worker) -> Row | None:
         skip_locked = _dialect_name(session) == "postgresql"
         statement = sql.claim_waiting(self.table, self.exclusive, skip_locked)
-        return _run_claim(session, statement, self._lease_params(worker))
+        return _run_claim(session, statement, self.lease_params(worker))
 
     def complete_and_claim(
         self, session: Session | Connection, entry: Entry, worker: Worker
@@ -232,9 +232,9 @@ class Queue:
         (``finish_and_claim``) unless the sweep is due; otherwise two steps in the caller's
         transaction (on SQLite, one ``BEGIN IMMEDIATE`` transaction: one commit instead of two).
         """
-        if not _autocommit_postgresql(session) or self._sweep_due():
+        if not _autocommit_postgresql(session) or self.sweep_due():
             return self._complete_then_claim(session, entry, worker)
-        params = {**self._finish_params(entry), **self._lease_params(worker)}
+        params = {**self._finish_params(entry), **self.lease_params(worker)}
         statement = sql.finish_and_claim(self.table, self.key, self.exclusive)
         assert isinstance(session, Connection)
         text_ = sql.compiled(statement, session.dialect)
@@ -246,7 +246,7 @@ class Queue:
             return False, None
         if mapping["id"] is None:
             return True, None
-        return True, self._entry({c: mapping[c] for c in sql.claimed_columns(self.table)}, worker)
+        return True, self.claimed_entry(mapping, worker)
 
     def _complete_then_claim(
         self, session: Session | Connection, entry: Entry, worker: Worker
@@ -255,12 +255,18 @@ class Queue:
             return False, None
         return True, self.claim(session, worker)
 
-    def _sweep_due(self) -> bool:
+    def sweep_due(self) -> bool:
+        """Whether the next claim must sweep first (a claim made in passing must not be it)."""
         return time.monotonic() >= self._next_sweep
 
     @staticmethod
-    def _lease_params(worker: Worker) -> dict[str, Any]:
+    def lease_params(worker: Worker) -> dict[str, Any]:
+        """The parameters of a statement that leases entries to ``worker``."""
         return {"worker": worker.name, "host": worker.host, "pid": worker.pid}
+
+    def claimed_entry(self, row: Mapping[str, Any], worker: Worker) -> Entry:
+        """The entry a leasing statement (``statements.claim_if``) returned in ``row``."""
+        return self._entry({c: row[c] for c in sql.claimed_columns(self.table)}, worker)
 
     @staticmethod
     def _entry(mapping: Mapping[str, Any], worker: Worker) -> Entry:
@@ -292,7 +298,7 @@ class Queue:
         session.execute(sql.promote_due(self.table))
         skip_locked = _dialect_name(session) == "postgresql"
         statement = sql.claim_stale(self.table, skip_locked)
-        return session.execute(statement, {**self._lease_params(worker), **stale}).first()
+        return session.execute(statement, {**self.lease_params(worker), **stale}).first()
 
     # -- finishing ----------------------------------------------------------------------------
 

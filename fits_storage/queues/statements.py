@@ -45,6 +45,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.selectable import CTE
 
 from fits_storage.db.clock import server_now
 from fits_storage.orm.queues import QueueEntryMixin
@@ -335,14 +336,21 @@ def finish_and_claim(table: Table, key: tuple[str, ...], exclusive: tuple[str, .
     claim came a moment earlier.
     """
     done, cleared, held = _finished(table, key)
-    candidate = _waiting_candidate(table, exclusive, True, held)
-    claimed = _lease(table, table.c.id == candidate.scalar_subquery()).cte("claimed")
+    claimed = claim_if(table, exclusive, held)
     finished = select(func.count()).select_from(done).scalar_subquery()
     touched = select(func.count()).select_from(cleared).scalar_subquery()
     one = select(_const(1).label("one")).subquery("one")
     return select(finished.label("finished"), touched.label("cleared"), *claimed.c).select_from(
         one.outerjoin(claimed, true())
     )
+
+
+def claim_if(table: Table, exclusive: tuple[str, ...], gate: ColumnElement[bool]) -> CTE:
+    """PostgreSQL: the ``claimed`` CTE of :func:`finish_and_claim`, leasing the next ready entry
+    only if ``gate`` holds (the held entry was finished): its columns, or no row. Parameters:
+    ``worker``, ``host``, ``pid``."""
+    candidate = _waiting_candidate(table, exclusive, True, gate)
+    return _lease(table, table.c.id == candidate.scalar_subquery()).cte("claimed")
 
 
 @cache

@@ -253,6 +253,13 @@ class QueueLoop:
 
     def _run_work(self, entry: Entry, label: str, claim_next: bool) -> Entry | None:
         started = time.monotonic()
+        # A work that completes its entry in its own statement may lease the next one there
+        # too (PostgreSQL), unless the next claim is due to sweep the queue first.
+        self.context.claim_for = (
+            self.worker
+            if claim_next and self._postgresql and not self.queue.sweep_due()
+            else None
+        )
         with self.daemon.session_factory() as session:
             try:
                 with self.limit.running():
@@ -260,7 +267,9 @@ class QueueLoop:
                     session.flush()  # a bad row is the work's error, not the completion's
                 completed, following = self._complete(session, entry, claim_next)
             except (Exception, RunTimeExceeded) as exc:
-                self.context.take_completed(entry)
+                _, leased = self.context.take_completed(entry)
+                if leased is not None:  # the work failed after leasing the next: hand it back
+                    self._release(leased)
                 if is_database_lost(exc):
                     raise
                 if self._rolled_back(session):
@@ -344,8 +353,11 @@ class QueueLoop:
         runs in autocommit. A work that never touched the database has nothing to share a
         transaction with: PostgreSQL completes and claims in one autocommit statement."""
         claim_next = claim_next and not self.daemon.stopping.is_set()
-        if self.context.take_completed(entry):  # with the work's own rows: only claim
+        completed, leased = self.context.take_completed(entry)
+        if completed:  # with the work's own rows, and perhaps the next entry leased there
             session.rollback()
+            if leased is not None:
+                return True, leased  # handed back by the loop if a stop came meanwhile
             return True, self._claim() if claim_next else None
         if self._postgresql and not session.in_transaction():
             with self._autocommit() as conn:

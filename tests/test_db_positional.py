@@ -1,0 +1,84 @@
+"""Statements run with ``$n`` placeholders through psycopg's raw cursor, on a real PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+import pytest
+from sqlalchemy import DateTime, Integer, String, bindparam, cast, literal_column, select, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from fits_storage.db.engine import make_engine
+from fits_storage.db.errors import is_database_lost
+from fits_storage.db.positional import execute_positional, positional
+
+
+@pytest.fixture
+def pg_engine(pg_db_url: str) -> Iterator[Engine]:
+    engine = make_engine(pg_db_url)
+    yield engine
+    engine.dispose()
+
+
+def test_parameters_go_by_name_to_their_places_a_repeated_one_once() -> None:
+    statement = positional(
+        select(
+            cast(bindparam("a"), Integer) - cast(bindparam("b"), Integer),
+            cast(bindparam("a"), Integer),
+        )
+    )
+    assert statement.names == ("a", "b")
+    assert "$1" in statement.sql and "$2" in statement.sql and "%(" not in statement.sql
+
+
+def test_a_bound_constant_is_refused() -> None:
+    with pytest.raises(ValueError, match="bind no constants"):
+        positional(select(bindparam("a", 5, type_=Integer)))
+
+
+def test_values_are_adapted_by_the_driver(pg_engine: Engine) -> None:
+    statement = positional(
+        select(
+            cast(bindparam("n"), Integer) * literal_column("2"),
+            cast(bindparam("s"), String),
+            cast(bindparam("t"), DateTime),
+        )
+    )
+    stamp = datetime(2026, 12, 3, 1, 2, 3, 400000)
+    with pg_engine.connect() as conn:
+        row = execute_positional(conn, statement, {"n": 21, "s": "it's 100%", "t": stamp})
+    assert row is not None and tuple(row) == (42, "it's 100%", stamp)
+
+
+def test_errors_are_sqlalchemys_and_the_transaction_is_the_connections(
+    pg_engine: Engine,
+) -> None:
+    with pg_engine.connect() as conn:
+        conn.execute(text("CREATE TEMPORARY TABLE t (n integer PRIMARY KEY)"))
+        insert = positional(
+            text("INSERT INTO t (n) VALUES (:n) RETURNING n").bindparams(bindparam("n"))
+        )
+        assert tuple(execute_positional(conn, insert, {"n": 1}) or ()) == (1,)
+        with pytest.raises(IntegrityError) as raised:
+            execute_positional(conn, insert, {"n": 1})
+        assert not is_database_lost(raised.value)
+        conn.rollback()  # the failed statement aborted the connection's transaction
+        tables = text("SELECT count(*) FROM pg_tables WHERE tablename = 't'")
+        assert conn.execute(tables).scalar() == 0
+
+
+def test_a_lost_connection_is_invalidated(pg_engine: Engine) -> None:
+    statement = positional(select(cast(bindparam("n"), Integer)))
+    with pg_engine.connect() as conn:
+        pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+        conn.commit()
+        with pg_engine.connect() as other:
+            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        with pytest.raises(OperationalError) as raised:
+            execute_positional(conn, statement, {"n": 1})
+        assert is_database_lost(raised.value)
+        assert conn.invalidated
+    with pg_engine.connect() as conn:  # the pool hands out a working connection
+        assert tuple(execute_positional(conn, statement, {"n": 7}) or ()) == (7,)
