@@ -126,6 +126,12 @@ def _fanning_config(tmp_path: Path, db_url: str) -> Config:
     )
 
 
+def _gmos_to_ingest(tmp_path: Path, db_url: str) -> tuple[Config, Path, Queue]:
+    """A fanning configuration, the real GMOS file in its store, and the ingest queue."""
+    config = _fanning_config(tmp_path, db_url)
+    return config, copy_gmos_file(config.storage_root), get_queue("ingest", config)
+
+
 def _claim(
     session: Session, queue: Queue, filename: str, path: str = "", worker: str = "rows"
 ) -> Entry:
@@ -145,9 +151,7 @@ def _entries(session: Session, config: Config, name: str) -> list[tuple[str, str
 def test_a_new_name_its_fan_out_and_its_completion_are_one_statement(
     session: Session, tmp_path: Path, db_url: str
 ) -> None:
-    config = _fanning_config(tmp_path, db_url)
-    path = copy_gmos_file(config.storage_root)
-    queue = get_queue("ingest", config)
+    config, path, queue = _gmos_to_ingest(tmp_path, db_url)
     earlier = _claim(session, queue, path.name)
     assert queue.fail(session, earlier, "an earlier failure of the same file")
     session.commit()
@@ -192,9 +196,7 @@ def test_a_lost_lease_completes_nothing_and_the_rows_stand(
     session: Session, tmp_path: Path, db_url: str
 ) -> None:
     """Another worker took the entry over meanwhile: its ingest will find the file unchanged."""
-    config = _fanning_config(tmp_path, db_url)
-    path = copy_gmos_file(config.storage_root)
-    queue = get_queue("ingest", config)
+    config, path, queue = _gmos_to_ingest(tmp_path, db_url)
     stale = _claim(session, queue, path.name)
     assert queue.release(session, stale)
     session.commit()
@@ -220,9 +222,7 @@ def _leased(session: Session, config: Config) -> list[tuple[str, str, str, str |
 def test_the_next_entry_is_leased_in_the_same_statement(
     session: Session, tmp_path: Path, db_url: str
 ) -> None:
-    config = _fanning_config(tmp_path, db_url)
-    path = copy_gmos_file(config.storage_root)
-    queue = get_queue("ingest", config)
+    config, path, queue = _gmos_to_ingest(tmp_path, db_url)
     entry = _claim(session, queue, path.name)
     queue.add(session, "N20250101S0001.fits")
     session.commit()
@@ -237,9 +237,7 @@ def test_the_next_entry_is_leased_in_the_same_statement(
 
 
 def test_a_lost_lease_leases_nothing(session: Session, tmp_path: Path, db_url: str) -> None:
-    config = _fanning_config(tmp_path, db_url)
-    path = copy_gmos_file(config.storage_root)
-    queue = get_queue("ingest", config)
+    config, path, queue = _gmos_to_ingest(tmp_path, db_url)
     stale = _claim(session, queue, path.name)
     assert queue.release(session, stale)
     session.commit()
@@ -263,9 +261,7 @@ def test_a_lease_clashing_with_another_workers_writes_the_rows_without_it(
     """Another worker leases an entry of the same file (by another path) while the statement
     runs: the unique in-progress index refuses the statement's lease, and the rows are written
     again without one."""
-    config = _fanning_config(tmp_path, db_url)
-    path = copy_gmos_file(config.storage_root)
-    queue = get_queue("ingest", config)
+    config, path, queue = _gmos_to_ingest(tmp_path, db_url)
     entry = _claim(session, queue, path.name)
     queue.add(session, "N20250101S0001.fits", "a")
     queue.add(session, "N20250101S0001.fits", "b")
