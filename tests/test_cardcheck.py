@@ -96,7 +96,7 @@ _KEYWORDS = st.sampled_from(
 )
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(
     keyword=_KEYWORDS | st.text(_PRINTABLE, min_size=8, max_size=8),
     indicator=st.sampled_from(["= ", "=", " =", "  "]),

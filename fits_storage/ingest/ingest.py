@@ -21,6 +21,7 @@ The staging copy is removed either way; a bomb never fills the memory or the dis
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from collections.abc import Iterator
@@ -36,6 +37,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from fits_storage.config import Config
+from fits_storage.db.positional import Positional, execute_positional, positional
 from fits_storage.fileops.audit import record_md5_after
 from fits_storage.ingest.digest import Digest, DigestError, TooLarge, compression_of, digest_file
 from fits_storage.ingest.errors import FileChangingError, FileMissingError, IngestError
@@ -60,7 +62,6 @@ from fits_storage.orm import (
 )
 from fits_storage.queues import Entry, get_queue
 from fits_storage.queues.errors import TransientError
-from fits_storage.queues.statements import compiled
 from fits_storage.scan.names import FileKind, file_kind, is_miscfile_meta, miscfile_of_meta
 from fits_storage.storage.base import room_in
 
@@ -145,13 +146,18 @@ _PRESENT = (
 )
 
 
+@functools.cache
+def _present_positional() -> Positional:
+    return positional(_PRESENT)
+
+
 def _present_version(session: Session, name: str) -> _Version | None:
-    """Run on the session's connection as a Core statement (on PostgreSQL as the driver's SQL,
-    compiled once): the ORM's execution path cost more than the query itself."""
+    """Run on the session's connection as a Core statement (on PostgreSQL compiled once and
+    run through the driver's raw cursor): the ORM's execution path cost more than the query
+    itself."""
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        text = compiled(_PRESENT, connection.dialect)
-        row = connection.exec_driver_sql(text, {"name": name}).first()
+        row = execute_positional(connection, _present_positional(), {"name": name})
     else:
         row = connection.execute(_PRESENT, {"name": name}).first()
     return _Version(*row) if row is not None else None
