@@ -6,7 +6,17 @@ from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
-from sqlalchemy import DateTime, Integer, String, bindparam, cast, literal_column, select, text
+from sqlalchemy import (
+    DateTime,
+    Integer,
+    String,
+    bindparam,
+    cast,
+    event,
+    literal_column,
+    select,
+    text,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -82,3 +92,22 @@ def test_a_lost_connection_is_invalidated(pg_engine: Engine) -> None:
         assert conn.invalidated
     with pg_engine.connect() as conn:  # the pool hands out a working connection
         assert tuple(execute_positional(conn, statement, {"n": 7}) or ()) == (7,)
+
+
+def test_the_engines_listeners_see_the_statement(pg_engine: Engine) -> None:
+    """The worker's run-time limit learns of a running statement from these events, to cancel
+    it on the server when it interrupts it."""
+    seen: list[tuple[str, str]] = []
+    statement = positional(select(cast(bindparam("n"), Integer)))
+
+    def before(conn, cursor, sql, *_):  # type: ignore[no-untyped-def]
+        seen.append(("before", sql))
+
+    def after(conn, cursor, sql, *_):  # type: ignore[no-untyped-def]
+        seen.append(("after", sql))
+
+    event.listen(pg_engine, "before_cursor_execute", before)
+    event.listen(pg_engine, "after_cursor_execute", after)
+    with pg_engine.connect() as conn:
+        execute_positional(conn, statement, {"n": 1})
+    assert seen == [("before", statement.sql), ("after", statement.sql)]

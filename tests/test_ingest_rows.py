@@ -302,6 +302,39 @@ def test_a_lease_clashing_with_another_workers_writes_the_rows_without_it(
     ]
 
 
+def test_a_write_interrupted_by_the_run_time_limit_is_cancelled_on_the_server(
+    tmp_path: Path, db_url: str
+) -> None:
+    """The write waits on another transaction's row of the same name past
+    ``queue_max_run_seconds``: the limit cancels it on the server, so it cannot go on to write
+    the rows once that transaction ends (in autocommit it would commit them by itself)."""
+    config = make_test_config(tmp_path, db_url, queue_max_run_seconds="2")
+    path = copy_gmos_file(config.storage_root)
+    engine = make_engine(db_url)
+    with make_session_factory(engine)() as session:
+        get_queue("ingest", config).add(session, path.name)
+        session.commit()
+    blocker = engine.connect()
+    blocker.execute(File.__table__.insert().values(name=path.name))  # not committed
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "fits_storage.cli.service_ingest_queue", "--oneshot"],
+            env=environ_for(config),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert "ran longer than 2s" in done.stderr
+    time.sleep(1)  # a statement left running would write its rows now
+    with make_session_factory(engine)() as session:
+        assert session.scalar(select(func.count()).select_from(DiskFile)) == 0
+        assert session.scalar(select(func.count()).select_from(File)) == 0
+    engine.dispose()
+
+
 def test_the_worker_completes_each_new_file_once(tmp_path: Path, db_url: str) -> None:
     """Through the real worker: each entry completed by ingest's own statement is not
     completed again by the loop (that would log a lost lease), and the next is claimed."""

@@ -9,7 +9,9 @@ hands psycopg a list of values that it adapts as usual (it still prepares the st
 server after a few executions).
 
 Errors come back as SQLAlchemy's exceptions, as from ``Connection.execute``; a lost connection
-is invalidated, so the pool never hands it out again.
+is invalidated, so the pool never hands it out again; the engine's ``before_cursor_execute``
+and ``after_cursor_execute`` listeners are called around the statement, as SQLAlchemy calls
+them.
 """
 
 from __future__ import annotations
@@ -58,9 +60,14 @@ def execute_positional(
 
     driver = connection.connection.driver_connection
     values = [params[name] for name in statement.names]
+    dispatch = connection.dispatch
     try:
         with psycopg.RawCursor(driver) as cursor:
+            # the engine's listeners see the statement as they would through SQLAlchemy (the
+            # worker's run-time limit cancels a statement it interrupts on the server)
+            dispatch.before_cursor_execute(connection, cursor, statement.sql, values, None, False)
             cursor.execute(statement.sql, values)
+            dispatch.after_cursor_execute(connection, cursor, statement.sql, values, None, False)
             return cursor.fetchone()
     except psycopg.Error as error:
         wrapped = sa_exc.DBAPIError.instance(
