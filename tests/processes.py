@@ -24,6 +24,19 @@ def environ_for(config: Config, **extra: str) -> dict[str, str]:
     return env
 
 
+def run_cli(
+    config: Config, command: str, *args: str, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    """``fits_storage.cli.<command>`` run to its end with ``config``, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", f"fits_storage.cli.{command}", *args],
+        env=environ_for(config),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def start_recording_worker(
     config: Config, name: str, *args: str, stderr_to: Path | None = None, **extra_env: str
 ) -> subprocess.Popen:

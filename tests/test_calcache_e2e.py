@@ -8,7 +8,6 @@ web application serves the cached answers. ``add_to_calcache_queue`` selects as 
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,7 @@ from fits_storage.queues import get_queue
 from tests.calnight import EXPECTED, expected, header_id
 from tests.conftest import make_test_config
 from tests.fitsdata import GMOS_NIGHT, LATE_BIAS, night_name, write_night_frame
-from tests.processes import environ_for
+from tests.processes import run_cli
 from tests.test_web import ServerThread
 
 # The descriptor columns the GMOS rules read, as ingest computes them.
@@ -50,13 +49,7 @@ def calcache_config(tmp_path: Path, db_url: str) -> Config:
 
 
 def run(config: Config, command: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", f"fits_storage.cli.{command}", *args],
-        env=environ_for(config),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_cli(config, command, *args, timeout=300)
 
 
 def ingest(config: Config, factory: sessionmaker[Session], frames: dict) -> None:

@@ -11,7 +11,6 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -34,7 +33,7 @@ from fits_storage.orm import DiskFile, File
 from fits_storage.queues import get_queue
 from tests.conftest import _migrated, make_test_config
 from tests.fitsdata import make_observatory_file, observatory_filename
-from tests.processes import environ_for
+from tests.processes import run_cli
 from tests.test_alerts import Inbox, run_command
 from tests.test_web import ServerThread, free_port
 
@@ -42,13 +41,7 @@ OLD = time.time() - 30 * 86400
 
 
 def run(config: Config, command: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", f"fits_storage.cli.{command}", *args],
-        env=environ_for(config),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_cli(config, command, *args, timeout=120)
 
 
 # -- delete_files ---------------------------------------------------------------------------

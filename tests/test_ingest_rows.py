@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -30,7 +28,7 @@ from fits_storage.orm import (
 from fits_storage.queues import Entry, Queue, Worker, get_queue
 from tests.conftest import make_test_config
 from tests.fitsdata import copy_astropy_file, copy_gmos_file
-from tests.processes import environ_for
+from tests.processes import run_cli
 
 DEPENDENTS = (Header, FullTextHeader, DiskFileReport)
 
@@ -317,13 +315,7 @@ def test_a_write_interrupted_by_the_run_time_limit_is_cancelled_on_the_server(
     blocker = engine.connect()
     blocker.execute(File.__table__.insert().values(name=path.name))  # not committed
     try:
-        done = subprocess.run(
-            [sys.executable, "-m", "fits_storage.cli.service_ingest_queue", "--oneshot"],
-            env=environ_for(config),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        done = run_cli(config, "service_ingest_queue", "--oneshot", timeout=120)
     finally:
         blocker.rollback()
         blocker.close()
@@ -344,13 +336,7 @@ def test_the_worker_completes_each_new_file_once(tmp_path: Path, db_url: str) ->
     with make_session_factory(engine)() as session:
         get_queue("ingest", config).add_many(session, [{"filename": n} for n in names])
         session.commit()
-    done = subprocess.run(
-        [sys.executable, "-m", "fits_storage.cli.service_ingest_queue", "--empty", "--name=rows"],
-        env=environ_for(config),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_cli(config, "service_ingest_queue", "--empty", "--name=rows", timeout=120)
     assert done.returncode == 0, done.stderr
     assert "lease lost" not in done.stderr
     assert "summary: 3 processed" in done.stderr

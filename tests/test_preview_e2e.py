@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import subprocess
-import sys
 from pathlib import Path
 
 import boto3
@@ -28,7 +27,7 @@ from fits_storage.storage import NotInStore, get_store
 from fits_storage.storage.previews import PREFIX, get_preview_store
 from tests.conftest import make_test_config
 from tests.fitsdata import make_gmos_n_frame, make_observatory_file, write_truncated
-from tests.processes import environ_for
+from tests.processes import run_cli
 from tests.test_web import ServerThread
 
 pytest_plugins = ["tests.s3server"]
@@ -57,13 +56,7 @@ def s3_config(tmp_path: Path, db_url: str, s3_endpoint: str, s3_bucket: str) -> 
 
 
 def run(config: Config, command: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", f"fits_storage.cli.{command}", *args],
-        env=environ_for(config),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_cli(config, command, *args, timeout=300)
 
 
 def work_the_preview_queue(config: Config, failures: bool = False) -> subprocess.CompletedProcess:
