@@ -128,6 +128,6 @@ def _reports(path: Path) -> str | None:
 def test_the_report_is_astropys_own(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     path = astropy_data_dir() / name
     fast = _reports(path)
-    monkeypatch.setattr(verify, "skip_plain_cards", lambda header: 0)
+    monkeypatch.setattr(verify, "skip_plain_cards", lambda header: None)
     assert fast == _reports(path)
 
