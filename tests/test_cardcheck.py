@@ -131,3 +131,18 @@ def test_the_report_is_astropys_own(name: str, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(verify, "skip_plain_cards", lambda header: None)
     assert fast == _reports(path)
 
+
+
+def test_cards_of_an_astropy_without_the_attributes_read_are_left_to_astropy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A later astropy that renames what the check reads gets astropy's own verification."""
+    from fits_storage.ingest import cardcheck
+
+    card = fits.Card.fromstring("EXPTIME =                 10.0".ljust(80))
+    assert is_plain(card)
+    monkeypatch.setattr(cardcheck, "_VALUE", None)
+    assert not is_plain(card)
+    monkeypatch.undo()
+    del card.__dict__["_modified"]
+    assert not is_plain(card)
