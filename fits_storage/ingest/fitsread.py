@@ -16,6 +16,7 @@ from pathlib import Path
 from astropy.io import fits
 
 from fits_storage.ingest.errors import IngestError
+from fits_storage.ingest.fitsconf import settled_card_conf
 from fits_storage.ingest.fitsheader import HeaderFields, extract_header_fields
 from fits_storage.ingest.verify import VerifyReport, astropy_report
 
@@ -123,6 +124,11 @@ def read_fits(
     ``filename``: the name it is stored under, the site's last resort)."""
     if data_size == 0:
         raise IngestError(f"{label}: empty file (0 bytes)")
+    with settled_card_conf():
+        return _read_fits(local, data_size, label, filename)
+
+
+def _read_fits(local: Path, data_size: int, label: str, filename: str | None) -> FitsContents:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         warnings.simplefilter("ignore", ResourceWarning)  # another object's finaliser, not the file
