@@ -385,7 +385,7 @@ def print_per_kind(corpus: Corpus, results: list[dict]) -> None:
 PHASES = [
     ("claim an entry", "service/worker.py", "_claim"),
     ("ingest_file, all of it", "ingest/ingest.py", "ingest_file"),
-    ("ingest: present-version lookups", "ingest/ingest.py", "_present_version"),
+    ("ingest: present-version lookups", "ingest/present.py", "read_present_version"),
     ("ingest: stat", "ingest/source.py", "stat_stored"),
     ("ingest: md5 (+ bz2 decompress)", "ingest/digest.py", "digest_file"),
     ("ingest: read_fits, all of it", "ingest/fitsread.py", "read_fits"),

@@ -8,14 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, inspect, select, text, update
+from sqlalchemy import event, func, inspect, select, text, update
 from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
 
 from fits_storage.config import Config
 from fits_storage.db.engine import make_engine, make_session_factory
 from fits_storage.ingest import IngestAction, ingest_file
+from fits_storage.ingest import ingest as ingest_module
+from fits_storage.ingest.present import KnownPresent, present_positional, read_present_version
 from fits_storage.ingest.rows import Completion, insert_first_version
+from fits_storage.ingest.work import ingest_work
 from fits_storage.orm import (
     DiskFile,
     DiskFileReport,
@@ -27,7 +30,8 @@ from fits_storage.orm import (
 )
 from fits_storage.queues import Entry, Queue, Worker, get_queue
 from tests.conftest import make_test_config
-from tests.fitsdata import copy_astropy_file, copy_gmos_file
+from tests.fitsdata import bzip2_file, copy_astropy_file, copy_gmos_file
+from tests.loops import make_loop
 from tests.processes import run_cli
 
 DEPENDENTS = (Header, FullTextHeader, DiskFileReport)
@@ -234,6 +238,78 @@ def test_the_next_entry_is_leased_in_the_same_statement(
     assert _leased(session, config) == [("N20250101S0001.fits", "", "in_progress", "rows")]
 
 
+def test_the_leased_entrys_present_version_is_read_in_the_same_statement(
+    session: Session, tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write hands the next ingest the present version of the file it leased (compressed
+    or not), so that ingest reads none itself; the same version a read of its own finds."""
+    config, path, queue = _gmos_to_ingest(tmp_path, db_url)
+    known = copy_astropy_file("verify.fits", config.storage_root, "N20250101S0001.fits")
+    ingest_file(session, config, known.name)
+    session.commit()
+    bzipped = bzip2_file(known, config.storage_root / "N20250101S0001.fits.bz2")
+    expected = read_present_version(session, known.name)
+    session.commit()
+    entry = _claim(session, queue, path.name)
+    queue.add(session, bzipped.name)
+    session.commit()
+
+    completing = Completion(queue, entry, claim_for=Worker("rows"))
+    result = ingest_file(session, config, path.name, completing=completing)
+
+    assert result.claimed is not None and result.claimed.filename == bzipped.name
+    assert expected is not None
+    assert result.claimed_present == KnownPresent(known.name, expected)
+    reads: list[str] = []
+    real = ingest_module.read_present_version
+    monkeypatch.setattr(
+        ingest_module, "read_present_version", lambda s, n: reads.append(n) or real(s, n)
+    )
+    again = ingest_file(session, config, bzipped.name, known=result.claimed_present)
+    assert again.action is IngestAction.NEW_VERSION
+    # one read only: the write's own re-check under the file row's lock (without the version
+    # handed over, ingest reads it first as well)
+    assert reads == [known.name]
+    session.commit()
+
+
+def test_a_leased_entry_without_a_present_version_is_handed_none(
+    session: Session, tmp_path: Path, db_url: str
+) -> None:
+    config, path, queue = _gmos_to_ingest(tmp_path, db_url)
+    entry = _claim(session, queue, path.name)
+    queue.add(session, "N20250101S0001.fits")
+    session.commit()
+
+    completing = Completion(queue, entry, claim_for=Worker("rows"))
+    result = ingest_file(session, config, path.name, completing=completing)
+
+    assert result.claimed_present == KnownPresent("N20250101S0001.fits", None)
+
+
+def test_a_leased_entry_of_the_file_just_written_gets_no_present_version(
+    session: Session, tmp_path: Path, db_url: str
+) -> None:
+    """The statement cannot see the version it writes itself: the next ingest of the same
+    file (its .bz2) must read the present version for itself, and finds it."""
+    config, path, queue = _gmos_to_ingest(tmp_path, db_url)
+    entry = _claim(session, queue, path.name)
+    bzipped = bzip2_file(path, config.storage_root / f"{path.name}.bz2")
+    queue.add(session, bzipped.name)
+    session.commit()
+
+    completing = Completion(queue, entry, claim_for=Worker("rows"))
+    result = ingest_file(session, config, path.name, completing=completing)
+
+    assert result.claimed is not None and result.claimed.filename == bzipped.name
+    assert result.claimed_present is None
+    again = ingest_file(session, config, bzipped.name)
+    assert again.action is IngestAction.NEW_VERSION
+    session.commit()
+    present = session.scalars(select(DiskFile.filename).where(DiskFile.present)).all()
+    assert present == [bzipped.name]
+
+
 def test_a_lost_lease_leases_nothing(session: Session, tmp_path: Path, db_url: str) -> None:
     config, path, queue = _gmos_to_ingest(tmp_path, db_url)
     stale = _claim(session, queue, path.name)
@@ -279,9 +355,7 @@ def test_a_lease_clashing_with_another_workers_writes_the_rows_without_it(
 
     thread = threading.Thread(target=ingest)
     thread.start()
-    waiting = text(
-        "SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))"
-    )
+    waiting = text("SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))")
     with engine.connect() as watcher:
         deadline = time.monotonic() + 30
         while not watcher.execute(waiting, {"pid": other_pid}).scalar():
@@ -369,3 +443,28 @@ def test_summit_files_complete_in_the_same_statement(
     model = Obslog if kind == "obslog" else MiscFile
     row = session.scalars(select(model)).one()
     assert row.diskfile_id == result.diskfile_id
+
+
+def test_a_worker_reads_no_present_version_for_the_entries_its_writes_lease(
+    tmp_path: Path, db_url: str
+) -> None:
+    """Through the queue loop in-process: only the file the loop claimed itself (the first)
+    is looked up on its own; every later one came with its write's lease."""
+    config = _fanning_config(tmp_path, db_url)
+    names = [copy_gmos_file(config.storage_root, f"S2019080{i}S0001.fits").name for i in (1, 2, 3)]
+    engine = make_engine(db_url)
+    queue = get_queue("ingest", config)
+    with make_session_factory(engine)() as session:
+        queue.add_many(session, [{"filename": n} for n in names])
+        session.commit()
+    sent: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: sent.append(a[2]))
+
+    make_loop(engine, config, ingest_work, queue).run()
+
+    with make_session_factory(engine)() as session:
+        assert _entries(session, config, "ingest") == []
+        assert session.scalar(select(func.count()).select_from(DiskFile)) == 3
+    engine.dispose()
+    present_sql = present_positional().sql
+    assert [s for s in sent if s == present_sql] == [present_sql]

@@ -130,3 +130,16 @@ def test_a_stop_during_the_chained_claim_hands_that_entry_back_untouched(
             ).order_by(PreviewQueue.filename)
         ).all()
     assert rows == [(NAMES[0], "waiting", 0, None), (NAMES[1], "waiting", 0, None)]
+
+
+def test_a_hint_reaches_only_the_very_entry_it_was_given_for(config: Config) -> None:
+    """The same row claimed again later (after a release) is another Entry: no stale hint."""
+    context = WorkContext(config, logging.getLogger("t"), None, None, None, None)  # type: ignore[arg-type]
+    done, leased = (Entry(i, f"f{i}.fits", "", 1, "w", {}) for i in (1, 2))
+    context.entry_completed(done, leased, hint="what the write read")
+    assert context.take_completed(done) == (True, leased)
+    again = Entry(2, "f2.fits", "", 2, "w", {})
+    assert context.take_hint(again) is None
+    context.entry_completed(done, leased, hint="what the write read")
+    assert context.take_hint(leased) == "what the write read"
+    assert context.take_hint(leased) is None  # given once

@@ -21,7 +21,6 @@ The staging copy is removed either way; a bomb never fills the memory or the dis
 
 from __future__ import annotations
 
-import functools
 import os
 import tempfile
 from collections.abc import Iterator
@@ -32,16 +31,21 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import bindparam, literal_column, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from fits_storage.config import Config
-from fits_storage.db.positional import Positional, execute_positional, positional
 from fits_storage.fileops.audit import record_md5_after
 from fits_storage.ingest.digest import Digest, DigestError, TooLarge, compression_of, digest_file
 from fits_storage.ingest.errors import FileChangingError, FileMissingError, IngestError
 from fits_storage.ingest.fitsread import read_fits
+from fits_storage.ingest.present import (
+    KnownPresent,
+    PresentVersion,
+    file_name_for,
+    read_present_version,
+)
 from fits_storage.ingest.rows import (
     Completion,
     Written,
@@ -90,6 +94,7 @@ class IngestResult:
     verified_ok: bool | None = None
     completed: bool = False  # the queue entry given as ``completing`` completed with the rows
     claimed: Entry | None = None  # the next entry, leased with that completion
+    claimed_present: KnownPresent | None = None  # its file's present version, read there too
 
     def describe(self) -> str:
         """One line for the log: what happened to which file."""
@@ -111,58 +116,6 @@ class IngestResult:
         return text
 
 
-@dataclass(frozen=True)
-class _Version:
-    """The present version of a file as recorded, read before any file I/O."""
-
-    id: int
-    file_id: int
-    filename: str
-    path: str
-    size: int
-    mtime_ns: int
-    md5: str
-
-
-def file_name_for(filename: str) -> str:
-    """The ``file.name`` of a stored file: its name with ``.bz2`` trimmed."""
-    return filename.removesuffix(".bz2")
-
-
-_PRESENT = (
-    select(
-        DiskFile.id,
-        DiskFile.file_id,
-        DiskFile.filename,
-        DiskFile.path,
-        DiskFile.file_size,
-        DiskFile.mtime_ns,
-        DiskFile.file_md5,
-    )
-    .join(File, File.id == DiskFile.file_id)
-    .where(File.name == bindparam("name"), DiskFile.present)
-    .order_by(DiskFile.id.desc())
-    .limit(literal_column("1"))
-)
-
-
-@functools.cache
-def _present_positional() -> Positional:
-    return positional(_PRESENT)
-
-
-def _present_version(session: Session, name: str) -> _Version | None:
-    """Run on the session's connection as a Core statement (on PostgreSQL compiled once and
-    run through the driver's raw cursor): the ORM's execution path cost more than the query
-    itself."""
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        row = execute_positional(connection, _present_positional(), {"name": name})
-    else:
-        row = connection.execute(_PRESENT, {"name": name}).first()
-    return _Version(*row) if row is not None else None
-
-
 def _read_only(session: Session) -> Session:
     """``session``, its next transaction made for one read: in autocommit on PostgreSQL (no
     BEGIN and COMMIT round trips), a deferred transaction on SQLite (no write lock taken)."""
@@ -177,7 +130,7 @@ def _lastmod(mtime_ns: int) -> datetime:
     return datetime.fromtimestamp(mtime_ns / 1e9, UTC).replace(tzinfo=None)
 
 
-def _refresh_mtime(session: Session, version: _Version, stat: StoredStat) -> bool:
+def _refresh_mtime(session: Session, version: PresentVersion, stat: StoredStat) -> bool:
     """Record the new mtime of unchanged bytes, if that version is still the present one."""
     done = session.execute(
         update(DiskFile)
@@ -357,7 +310,7 @@ def mark_not_present(session: Session, diskfile_id: int) -> bool:
 
 
 @contextmanager
-def _gone_marked_not_present(session: Session, version: _Version | None) -> Iterator[None]:
+def _gone_marked_not_present(session: Session, version: PresentVersion | None) -> Iterator[None]:
     """A file found missing takes its present version (at the same place) out of the present
     set, committed at once: the entry fails, the record of where the bytes are must not wait."""
     try:
@@ -384,6 +337,7 @@ def ingest_file(
     force: bool = False,
     force_md5: bool = False,
     completing: Completion | None = None,
+    known: KnownPresent | None = None,
 ) -> IngestResult:
     """Bring the database up to date with the stored file ``path/filename`` (disk or S3).
 
@@ -398,7 +352,9 @@ def ingest_file(
 
     ``completing``: the queue entry being worked on. On PostgreSQL the first version of a new
     name, its fan-out and that entry's completion are then written in one autocommit
-    statement (``result.completed``: the caller must not complete it again).
+    statement (``result.completed``: the caller must not complete it again); that statement
+    may also lease the next entry and read its file's present version, which the caller hands
+    to the next call as ``known`` (then no read of its own is made).
     """
     if is_miscfile_meta(filename):
         return _ingest_miscfile_meta(
@@ -407,8 +363,11 @@ def ingest_file(
     name = file_name_for(filename)
     if session.in_transaction():
         session.commit()
-    current = _present_version(_read_only(session), name)
-    session.commit()
+    if known is not None and known.name == name:
+        current = known.version
+    else:
+        current = read_present_version(_read_only(session), name)
+        session.commit()
 
     same_place = current is not None and (current.filename, current.path) == (filename, path)
     with _gone_marked_not_present(session, current if same_place else None):
@@ -423,7 +382,7 @@ def _read_and_record(
     filename: str,
     path: str,
     name: str,
-    current: _Version | None,
+    current: PresentVersion | None,
     same_place: bool,
     force: bool,
     force_md5: bool,
@@ -500,7 +459,7 @@ def _read_and_record_summit_file(
     path: str,
     name: str,
     stat: StoredStat,
-    previous: _Version | None,
+    previous: PresentVersion | None,
     kind: FileKind,
     force: bool,
     completing: Completion | None = None,
@@ -594,6 +553,17 @@ def _write_completing(
     return write_first_version_completing(session, name, diskfile, rows, done)
 
 
+def _known_present(name: str, written: Written) -> KnownPresent | None:
+    """The leased entry's present version as the write read it; None (read it again) when the
+    entry names the file just written, whose new version that read could not see."""
+    if written.claimed is None:
+        return None
+    claimed_name = file_name_for(written.claimed.filename)
+    if claimed_name == name:
+        return None
+    return KnownPresent(claimed_name, written.claimed_present)
+
+
 def _record(
     session: Session,
     config: Config,
@@ -644,6 +614,7 @@ def _record(
                     queued=tuple(said for _, _, said in targets),
                     completed=written.completed,
                     claimed=written.claimed,
+                    claimed_present=_known_present(name, written),
                 )
         first = insert_first_version(session, name, diskfile, rows)
     latest = None
@@ -652,7 +623,7 @@ def _record(
     else:
         file_id, new_name = _lock_file_row(session, name)
         # A name just inserted has no versions: nothing to re-check or retire.
-        latest = None if new_name else _present_version(session, name)
+        latest = None if new_name else read_present_version(session, name)
         if (
             latest is not None
             and not force

@@ -49,6 +49,13 @@ from sqlalchemy.sql.schema import Column
 from sqlalchemy.sql.selectable import CTE
 
 from fits_storage.db.positional import Positional, execute_positional, positional
+from fits_storage.ingest.present import (
+    PRESENT_COLUMNS,
+    PresentVersion,
+    file_name_sql,
+    present_query,
+    version_of,
+)
 from fits_storage.orm import Base, DiskFile, File
 from fits_storage.queues import Entry, Queue, Worker
 from fits_storage.queues import statements as sql
@@ -141,17 +148,22 @@ def _completing(inserted: CTE, others: list[CTE], shape: CompletionShape) -> Sel
         return select(*columns).add_cte(*others, cleared, *added)
     held = select(literal_column("1")).select_from(done).exists()
     claimed = sql.claim_if(table, claims, held)
+    # the present version of the leased entry's file, read in the same statement: the next
+    # ingest needs no read of its own (the statement's snapshot: see ``Written``)
+    present = present_query(file_name_sql(claimed.c.filename)).lateral("present")
     return (
-        select(*columns, *(claimed.c[name] for name in sql.claimed_columns(table)))
-        .select_from(inserted.outerjoin(claimed, true()))
+        select(
+            *columns,
+            *(claimed.c[name] for name in sql.claimed_columns(table)),
+            *present.c,
+        )
+        .select_from(inserted.outerjoin(claimed, true()).outerjoin(present, true()))
         .add_cte(*others, cleared, *added)
     )
 
 
 @functools.cache
-def _prepared(
-    tables: tuple[Table, ...], completes: CompletionShape | None = None
-) -> Select[Any]:
+def _prepared(tables: tuple[Table, ...], completes: CompletionShape | None = None) -> Select[Any]:
     """The statement for plain values, built once per process: parameters named
     ``v_<column>`` (the version) and ``d<index>_<column>`` (the dependents)."""
     version = {
@@ -245,6 +257,10 @@ class Written:
     diskfile_id: int
     completed: bool  # the entry completed in the same statement
     claimed: Entry | None = None  # the next entry, leased in the same statement
+    # The present version of ``claimed``'s file, as the statement's snapshot saw it: that
+    # snapshot does not hold the rows the statement itself wrote, so it is stale if
+    # ``claimed`` names the same file as the rows written.
+    claimed_present: PresentVersion | None = None
 
 
 def _values_of(
@@ -291,7 +307,8 @@ def write_first_version_completing(
     session.commit()  # ends the session's hold on the autocommit connection
     if row is None:
         return None
-    return Written(row[0], row[1], bool(row[2]), _claimed(done, row))
+    claimed, present = _claimed(done, row)
+    return Written(row[0], row[1], bool(row[2]), claimed, present)
 
 
 def _write(
@@ -300,13 +317,17 @@ def _write(
     return execute_positional(connection, _positional(tables, done.shape), values | done.params())
 
 
-def _claimed(done: Completion, row: Sequence[Any]) -> Entry | None:
-    """The entry the statement leased: its columns end the row (all NULL if none was)."""
+def _claimed(done: Completion, row: Sequence[Any]) -> tuple[Entry | None, PresentVersion | None]:
+    """The entry the statement leased and its file's present version: their columns end the
+    row (all NULL where there is none)."""
     if done.claim_for is None:
-        return None
+        return None, None
     names = sql.claimed_columns(done.queue.table)
-    leased = dict(zip(names, row[len(row) - len(names) :], strict=True))
-    return done.queue.claimed_entry(leased, done.claim_for) if leased["id"] is not None else None
+    end = len(row) - PRESENT_COLUMNS
+    leased = dict(zip(names, row[end - len(names) : end], strict=True))
+    if leased["id"] is None:
+        return None, None
+    return done.queue.claimed_entry(leased, done.claim_for), version_of(row[end:])
 
 
 def insert_first_version(
