@@ -16,7 +16,7 @@ from pathlib import Path
 from astropy.io import fits
 
 from fits_storage.ingest.errors import IngestError
-from fits_storage.ingest.fitsconf import settled_card_conf
+from fits_storage.ingest.astropylookups import settled_lookups
 from fits_storage.ingest.fitsheader import HeaderFields, extract_header_fields
 from fits_storage.ingest.verify import VerifyReport, astropy_report
 
@@ -124,7 +124,7 @@ def read_fits(
     ``filename``: the name it is stored under, the site's last resort)."""
     if data_size == 0:
         raise IngestError(f"{label}: empty file (0 bytes)")
-    with settled_card_conf():
+    with settled_lookups():
         return _read_fits(local, data_size, label, filename)
 
 

@@ -1,5 +1,6 @@
-"""While a file is read, astropy's card module asks a snapshot of the configuration: the same
-answers, asked of astropy's configuration once, and the module is given its own back after."""
+"""While a file is read, astropy's card and HDU modules use look-ups made once (a snapshot of
+the configuration, remembered signatures and subclass lists): the same answers, and the modules
+are given their own back after."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import pytest
 from astropy.config.configuration import ConfigItem
 from astropy.io import fits
 from astropy.io.fits import card as card_module
+from astropy.io.fits.hdu import base as hdu_base
 
-from fits_storage.ingest import fitsread
-from fits_storage.ingest.fitsconf import settled_card_conf
+from fits_storage.ingest import astropylookups, fitsread
+from fits_storage.ingest.astropylookups import settled_lookups
 from fits_storage.ingest.fitsread import read_fits
 from tests.fitsdata import astropy_data_dir, astropy_fits_names, gmos_source
 
@@ -50,9 +52,45 @@ def test_a_file_is_read_asking_astropy_configuration_once_per_item(
 
 
 def test_the_card_module_has_its_configuration_back_after_the_file() -> None:
-    before = card_module.conf
+    before = (card_module.conf, hdu_base.signature, hdu_base.itersubclasses)
     _read(gmos_source())
-    assert card_module.conf is before
+    assert (card_module.conf, hdu_base.signature, hdu_base.itersubclasses) == before
+
+
+def test_each_hdu_class_signature_and_subclass_list_is_made_once_a_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    listed: list[type] = []
+    real_subclasses = hdu_base.itersubclasses
+    monkeypatch.setattr(
+        hdu_base,
+        "itersubclasses",
+        lambda cls, _seen=None: listed.append(cls) or real_subclasses(cls),
+    )
+    path = gmos_source()
+    with fits.open(path) as hdulist:
+        hdus = len(hdulist)
+    assert hdus > 2  # several HDUs: else the test would prove nothing
+    listed.clear()
+    _read(gmos_source())  # the signatures of its HDU classes are remembered from now on
+    assert listed == [hdu_base._BaseHDU]  # once for the file, not once per HDU
+    hits = astropylookups._signature.cache_info().hits
+    _read(path)
+    assert astropylookups._signature.cache_info().hits - hits == hdus
+
+
+def test_an_hdu_class_defined_between_two_files_is_found_in_the_second() -> None:
+    _read(gmos_source())
+    before = {c.__name__ for c in hdu_base.itersubclasses(hdu_base._BaseHDU)}
+
+    class LateHDU(fits.ImageHDU):
+        @classmethod
+        def match_header(cls, header: fits.Header) -> bool:
+            return False
+
+    with settled_lookups():
+        found = {c.__name__ for c in hdu_base.itersubclasses(hdu_base._BaseHDU)}
+    assert found - before == {"LateHDU"}
 
 
 def test_the_card_module_has_its_configuration_back_after_a_failure(tmp_path: Path) -> None:
@@ -73,7 +111,7 @@ def test_the_contents_are_those_read_without_the_snapshot(
         settled = _read(path)
     except Exception as exc:  # noqa: BLE001 - a file astropy cannot read fails the same way
         settled = repr(exc)
-    monkeypatch.setattr(fitsread, "settled_card_conf", nullcontext)
+    monkeypatch.setattr(fitsread, "settled_lookups", nullcontext)
     try:
         plain = _read(path)
     except Exception as exc:  # noqa: BLE001
@@ -84,9 +122,9 @@ def test_the_contents_are_those_read_without_the_snapshot(
 def test_the_snapshot_holds_the_configuration_of_when_the_file_was_begun() -> None:
     image = "OBJECT  = 'M31     '           / a value with trailing blanks"
     with fits.conf.set_temp("strip_header_whitespace", False):
-        with settled_card_conf():
+        with settled_lookups():
             assert fits.Card.fromstring(image).value == "M31     "
-    with settled_card_conf():
+    with settled_lookups():
         assert fits.Card.fromstring(image).value == "M31"
 
 
@@ -96,7 +134,7 @@ def test_blocks_in_two_threads_share_one_snapshot_and_restore_it_once() -> None:
     seen: list[object] = []
 
     def other() -> None:
-        with settled_card_conf():
+        with settled_lookups():
             seen.append(card_module.conf)
             inside.set()
             release.wait(30)
@@ -104,7 +142,7 @@ def test_blocks_in_two_threads_share_one_snapshot_and_restore_it_once() -> None:
     thread = threading.Thread(target=other)
     thread.start()
     assert inside.wait(30)
-    with settled_card_conf():
+    with settled_lookups():
         seen.append(card_module.conf)
     assert card_module.conf is seen[0]  # the other thread's block is still open
     release.set()
