@@ -15,8 +15,8 @@ from pathlib import Path
 
 from astropy.io import fits
 
-from fits_storage.ingest.errors import IngestError
 from fits_storage.ingest.astropylookups import settled_lookups
+from fits_storage.ingest.errors import IngestError
 from fits_storage.ingest.fitsheader import HeaderFields, extract_header_fields
 from fits_storage.ingest.verify import VerifyReport, astropy_report
 
