@@ -259,13 +259,14 @@ def test_the_leased_entrys_present_version_is_read_in_the_same_statement(
 
     assert result.claimed is not None and result.claimed.filename == bzipped.name
     assert expected is not None
-    assert result.claimed_present == KnownPresent(known.name, expected)
+    assert result.prepared_next is not None
+    assert result.prepared_next.present == KnownPresent(known.name, expected)
     reads: list[str] = []
     real = ingest_module.read_present_version
     monkeypatch.setattr(
         ingest_module, "read_present_version", lambda s, n: reads.append(n) or real(s, n)
     )
-    again = ingest_file(session, config, bzipped.name, known=result.claimed_present)
+    again = ingest_file(session, config, bzipped.name, prepared=result.prepared_next)
     assert again.action is IngestAction.NEW_VERSION
     # one read only: the write's own re-check under the file row's lock (without the version
     # handed over, ingest reads it first as well)
@@ -284,7 +285,8 @@ def test_a_leased_entry_without_a_present_version_is_handed_none(
     completing = Completion(queue, entry, claim_for=Worker("rows"))
     result = ingest_file(session, config, path.name, completing=completing)
 
-    assert result.claimed_present == KnownPresent("N20250101S0001.fits", None)
+    assert result.prepared_next is not None
+    assert result.prepared_next.present == KnownPresent("N20250101S0001.fits", None)
 
 
 def test_a_leased_entry_of_the_file_just_written_gets_no_present_version(
@@ -302,7 +304,7 @@ def test_a_leased_entry_of_the_file_just_written_gets_no_present_version(
     result = ingest_file(session, config, path.name, completing=completing)
 
     assert result.claimed is not None and result.claimed.filename == bzipped.name
-    assert result.claimed_present is None
+    assert result.prepared_next is not None and result.prepared_next.present is None
     again = ingest_file(session, config, bzipped.name)
     assert again.action is IngestAction.NEW_VERSION
     session.commit()

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -39,22 +39,34 @@ from fits_storage.config import Config
 from fits_storage.fileops.audit import record_md5_after
 from fits_storage.ingest.digest import Digest, DigestError, TooLarge, compression_of, digest_file
 from fits_storage.ingest.errors import FileChangingError, FileMissingError, IngestError
-from fits_storage.ingest.fitsread import read_fits
+from fits_storage.ingest.fitsread import FitsContents, read_fits
 from fits_storage.ingest.present import (
     KnownPresent,
     PresentVersion,
     file_name_for,
     read_present_version,
 )
+from fits_storage.ingest.readahead import (
+    READ_AHEAD_MAX_BYTES,
+    Prepared,
+    ReadAhead,
+    ReadAheadPace,
+)
 from fits_storage.ingest.rows import (
     Completion,
+    Waiting,
     Written,
     insert_first_version,
     write_first_version_completing,
 )
-from fits_storage.ingest.source import StoredStat, describe, local_copy, stat_stored
+from fits_storage.ingest.source import StoredStat, describe, local_copy, stat_stored, store_for
 from fits_storage.ingest.summitfiles import read_miscfile_meta, read_obslog
-from fits_storage.ingest.verify import FitsverifyRun, ServerRun, start_verification
+from fits_storage.ingest.verify import (
+    FitsverifyRun,
+    ServerRun,
+    VerifyReport,
+    start_verification,
+)
 from fits_storage.orm import (
     DiskFile,
     DiskFileReport,
@@ -67,6 +79,7 @@ from fits_storage.orm import (
 from fits_storage.queues import Entry, get_queue
 from fits_storage.queues.errors import TransientError
 from fits_storage.scan.names import FileKind, file_kind, is_miscfile_meta, miscfile_of_meta
+from fits_storage.storage import LocalStore
 from fits_storage.storage.base import room_in
 
 STAGING_DIR = ".ingest_staging"
@@ -94,7 +107,7 @@ class IngestResult:
     verified_ok: bool | None = None
     completed: bool = False  # the queue entry given as ``completing`` completed with the rows
     claimed: Entry | None = None  # the next entry, leased with that completion
-    claimed_present: KnownPresent | None = None  # its file's present version, read there too
+    prepared_next: Prepared | None = None  # what that statement learnt for its ingest
 
     def describe(self) -> str:
         """One line for the log: what happened to which file."""
@@ -337,7 +350,7 @@ def ingest_file(
     force: bool = False,
     force_md5: bool = False,
     completing: Completion | None = None,
-    known: KnownPresent | None = None,
+    prepared: Prepared | None = None,
 ) -> IngestResult:
     """Bring the database up to date with the stored file ``path/filename`` (disk or S3).
 
@@ -352,9 +365,10 @@ def ingest_file(
 
     ``completing``: the queue entry being worked on. On PostgreSQL the first version of a new
     name, its fan-out and that entry's completion are then written in one autocommit
-    statement (``result.completed``: the caller must not complete it again); that statement
-    may also lease the next entry and read its file's present version, which the caller hands
-    to the next call as ``known`` (then no read of its own is made).
+    statement (``result.completed``: the caller must not complete it again). That statement
+    may also lease the next entry and read its file's present version; the file after it is
+    read ahead meanwhile (:mod:`~fits_storage.ingest.readahead`). The caller hands what was
+    learnt (``result.prepared_next``) to the ingest of the entry leased, as ``prepared``.
     """
     if is_miscfile_meta(filename):
         return _ingest_miscfile_meta(
@@ -363,6 +377,7 @@ def ingest_file(
     name = file_name_for(filename)
     if session.in_transaction():
         session.commit()
+    known = prepared.present if prepared is not None else None
     if known is not None and known.name == name:
         current = known.version
     else:
@@ -372,7 +387,17 @@ def ingest_file(
     same_place = current is not None and (current.filename, current.path) == (filename, path)
     with _gone_marked_not_present(session, current if same_place else None):
         return _read_and_record(
-            session, config, filename, path, name, current, same_place, force, force_md5, completing
+            session,
+            config,
+            filename,
+            path,
+            name,
+            current,
+            same_place,
+            force,
+            force_md5,
+            completing,
+            prepared,
         )
 
 
@@ -387,8 +412,10 @@ def _read_and_record(
     force: bool,
     force_md5: bool,
     completing: Completion | None = None,
+    prepared: Prepared | None = None,
 ) -> IngestResult:
-    """Compare the stored file with ``current``, read it if it changed, and record it."""
+    """Compare the stored file with ``current``, read it if it changed (or take what was read
+    ahead, if the file is as it was then), and record it."""
     label = describe(path, filename)
     stat = stat_stored(config, path, filename)
     kind = file_kind(filename)
@@ -408,27 +435,16 @@ def _read_and_record(
         return _read_and_record_summit_file(
             session, config, filename, path, name, stat, previous, kind, force, completing
         )
-    with local_copy(config, path, filename) as local, ExitStack() as stack:
-        readable = local  # what astropy and fitsverify read: the uncompressed bytes
-        fitsverify_run: FitsverifyRun | ServerRun | None = None
-        if compression_of(filename) is None:
-            if previous is None:
-                fitsverify_run = _enter(stack, start_verification(local))
-            digest = _digest(local, filename, label)
-        else:
-            staged = stack.enter_context(_staged_copy(config, label))
-            readable = staged.path
-            digest = _decompress(config, local, filename, label, staged)
-        if previous is not None and digest.file_md5 == previous.md5:
-            _check_stable(config, path, filename, stat)
-            if _refresh_mtime(session, previous, stat):
-                return IngestResult(
-                    IngestAction.MD5_UNCHANGED, filename, path, previous.file_id, previous.id
-                )
-        if fitsverify_run is None:
-            fitsverify_run = _enter(stack, start_verification(readable, shown_as=local))
-        contents = read_fits(readable, digest.data_size, label, filename)
-        fitsverify = fitsverify_run.result() if fitsverify_run is not None else None
+    ahead = prepared.contents if prepared is not None else None
+    if ahead is not None and ahead.usable_for(filename, path, stat):
+        read: _Read | IngestResult = _Read(ahead.digest, ahead.contents, ahead.fitsverify)
+        if previous is not None and ahead.digest.file_md5 == previous.md5:
+            read = _md5_unchanged(session, config, filename, path, stat, previous) or read
+    else:
+        read = _read_now(session, config, filename, path, label, stat, previous)
+    if isinstance(read, IngestResult):
+        return read
+    digest, contents, fitsverify = read
     _check_stable(config, path, filename, stat)
     header = contents.header_fields.to_row()
     rows = [
@@ -442,7 +458,17 @@ def _read_and_record(
         ),
     ]
     result = _record(
-        session, config, filename, path, name, stat, digest, rows, force, completing=completing
+        session,
+        config,
+        filename,
+        path,
+        name,
+        stat,
+        digest,
+        rows,
+        force,
+        completing=completing,
+        after=prepared.after if prepared is not None else None,
     )
     if result.action is IngestAction.MD5_UNCHANGED:
         return result
@@ -450,6 +476,95 @@ def _read_and_record(
     return replace(
         result, header_notes=len(contents.header_fields.notes), verified_ok=verified
     )
+
+
+class _Read(NamedTuple):
+    digest: Digest
+    contents: FitsContents
+    fitsverify: VerifyReport | None
+
+
+def _md5_unchanged(
+    session: Session,
+    config: Config,
+    filename: str,
+    path: str,
+    stat: StoredStat,
+    previous: PresentVersion,
+) -> IngestResult | None:
+    """Bytes found the same as ``previous``'s by their md5: its mtime refreshed, if it is still
+    the present version (else None: record them as new)."""
+    _check_stable(config, path, filename, stat)
+    if _refresh_mtime(session, previous, stat):
+        return IngestResult(
+            IngestAction.MD5_UNCHANGED, filename, path, previous.file_id, previous.id
+        )
+    return None
+
+
+def _read_now(
+    session: Session,
+    config: Config,
+    filename: str,
+    path: str,
+    label: str,
+    stat: StoredStat,
+    previous: PresentVersion | None,
+) -> _Read | IngestResult:
+    """The file's md5, its FITS contents and fitsverify's report; or, if its md5 shows the
+    bytes of ``previous``, the result of an ingest that found them unchanged."""
+    with local_copy(config, path, filename) as local, ExitStack() as stack:
+        readable = local  # what astropy and fitsverify read: the uncompressed bytes
+        fitsverify_run: FitsverifyRun | ServerRun | None = None
+        if compression_of(filename) is None:
+            if previous is None:
+                fitsverify_run = _enter(stack, start_verification(local))
+            digest = _digest(local, filename, label)
+        else:
+            staged = stack.enter_context(_staged_copy(config, label))
+            readable = staged.path
+            digest = _decompress(config, local, filename, label, staged)
+        if previous is not None and digest.file_md5 == previous.md5:
+            unchanged = _md5_unchanged(session, config, filename, path, stat, previous)
+            if unchanged is not None:
+                return unchanged
+        if fitsverify_run is None:
+            fitsverify_run = _enter(stack, start_verification(readable, shown_as=local))
+        contents = read_fits(readable, digest.data_size, label, filename)
+        fitsverify = fitsverify_run.result() if fitsverify_run is not None else None
+    return _Read(digest, contents, fitsverify)
+
+
+_PACE = ReadAheadPace()
+
+
+def read_ahead(config: Config, waiting: Waiting) -> ReadAhead | None:
+    """The file of ``waiting`` read as its ingest would read it, where that needs nothing of
+    the database: a plain FITS file on local disk, of at most ``READ_AHEAD_MAX_BYTES``. None
+    otherwise, or if anything goes wrong: the ingest itself then reads the file, and says what
+    is wrong with it."""
+    filename, path = waiting.filename, waiting.path
+    if (
+        is_miscfile_meta(filename)
+        or file_kind(filename) is not FileKind.FITS
+        or compression_of(filename) is not None
+        or not isinstance(store_for(config), LocalStore)
+    ):
+        return None
+    label = describe(path, filename)
+    try:
+        stat = stat_stored(config, path, filename)
+        if stat.size > READ_AHEAD_MAX_BYTES:
+            return None
+        with local_copy(config, path, filename) as local, ExitStack() as stack:
+            run = _enter(stack, start_verification(local))
+            digest = _digest(local, filename, label)
+            contents = read_fits(local, digest.data_size, label, filename)
+            fitsverify = run.result() if run is not None else None
+        _check_stable(config, path, filename, stat)
+    except Exception:  # noqa: BLE001 - read again, and reported, by the ingest of the file
+        return None
+    return ReadAhead(waiting.id, filename, path, stat, digest, contents, fitsverify)
 
 
 def _read_and_record_summit_file(
@@ -542,6 +657,7 @@ def _write_completing(
     rows: list[Any],
     completing: Completion,
     targets: list[tuple[str, dict[str, Any], str]],
+    meanwhile: Callable[[], object] | None = None,
 ) -> Written | None:
     """A new name's rows, its fan-out (``fan_out_targets``) and the entry's completion in one
     statement, or None (nothing written: the name exists, or a value needs the ordinary path)."""
@@ -550,7 +666,22 @@ def _write_completing(
         queue = get_queue(queue_name, config)
         adds.append((queue, queue.entry_values(diskfile.filename, diskfile.path, **extra)))
     done = replace(completing, adds=tuple(adds))
-    return write_first_version_completing(session, name, diskfile, rows, done)
+    return write_first_version_completing(session, name, diskfile, rows, done, meanwhile)
+
+
+def _prepared_next(
+    name: str, written: Written, tried: bool, read: list[ReadAhead | None]
+) -> Prepared | None:
+    """What the write learnt for the ingest of the entry it leased: that file's present
+    version, and what was read ahead (``read``: empty, or what :func:`read_ahead` gave) if it
+    is that entry's."""
+    if written.claimed is None:
+        return None
+    ahead = read[0] if read else None
+    contents = ahead if ahead is not None and ahead.entry_id == written.claimed.id else None
+    if tried and ahead is not None:
+        _PACE.record(contents is not None)
+    return Prepared(_known_present(name, written), contents, written.after)
 
 
 def _known_present(name: str, written: Written) -> KnownPresent | None:
@@ -577,13 +708,15 @@ def _record(
     *,
     fits: bool = True,
     completing: Completion | None = None,
+    after: Waiting | None = None,
 ) -> IngestResult:
     """The write phase: one new present, canonical version replacing the previous one, with
     ``rows`` (header and reports, or an obslog or miscfile row) attached to it.
 
     A new name on PostgreSQL is one statement (:func:`insert_first_version`); with
     ``completing`` and no transaction open, that statement also adds the fan-out's entries and
-    completes the entry, in autocommit (:func:`write_first_version_completing`)."""
+    completes the entry, in autocommit (:func:`write_first_version_completing`); while it
+    runs, the file of ``after`` (the entry it will most likely lease) is read ahead."""
     diskfile = DiskFile(
         filename=filename,
         path=path,
@@ -602,7 +735,18 @@ def _record(
     if session.get_bind().dialect.name == "postgresql":
         if completing is not None and not session.in_transaction():
             targets = fan_out_targets(config, fits=fits)
-            written = _write_completing(session, config, name, diskfile, rows, completing, targets)
+            ahead: list[ReadAhead | None] = []
+            tried = after is not None and completing.claim_for is not None and _PACE.allows()
+            written = _write_completing(
+                session,
+                config,
+                name,
+                diskfile,
+                rows,
+                completing,
+                targets,
+                (lambda: ahead.append(read_ahead(config, after))) if tried else None,
+            )
             if written is not None:
                 return IngestResult(
                     IngestAction.NEW,
@@ -614,7 +758,7 @@ def _record(
                     queued=tuple(said for _, _, said in targets),
                     completed=written.completed,
                     claimed=written.claimed,
-                    claimed_present=_known_present(name, written),
+                    prepared_next=_prepared_next(name, written, tried, ahead[:1]),
                 )
         first = insert_first_version(session, name, diskfile, rows)
     latest = None

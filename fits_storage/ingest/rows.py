@@ -21,9 +21,9 @@ over-long value still fails as it would through the ORM rather than being cut.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BindParameter,
@@ -48,6 +48,7 @@ from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.sql.schema import Column
 from sqlalchemy.sql.selectable import CTE
 
+from fits_storage.db.overlapped import overlapped
 from fits_storage.db.positional import Positional, execute_positional, positional
 from fits_storage.ingest.present import (
     PRESENT_COLUMNS,
@@ -151,13 +152,18 @@ def _completing(inserted: CTE, others: list[CTE], shape: CompletionShape) -> Sel
     # the present version of the leased entry's file, read in the same statement: the next
     # ingest needs no read of its own (the statement's snapshot: see ``Written``)
     present = present_query(file_name_sql(claimed.c.filename)).lateral("present")
+    # and the entry after it, which the worker may read while its next write runs
+    after = sql.next_waiting(table, claims, claimed.c.id).lateral("after")
     return (
         select(
             *columns,
             *(claimed.c[name] for name in sql.claimed_columns(table)),
             *present.c,
+            *after.c,
         )
-        .select_from(inserted.outerjoin(claimed, true()).outerjoin(present, true()))
+        .select_from(
+            inserted.outerjoin(claimed, true()).outerjoin(present, true()).outerjoin(after, true())
+        )
         .add_cte(*others, cleared, *added)
     )
 
@@ -251,6 +257,14 @@ class Completion:
         return params
 
 
+class Waiting(NamedTuple):
+    """A waiting queue entry, named, not leased."""
+
+    id: int
+    filename: str
+    path: str
+
+
 @dataclass(frozen=True)
 class Written:
     file_id: int
@@ -261,6 +275,8 @@ class Written:
     # snapshot does not hold the rows the statement itself wrote, so it is stale if
     # ``claimed`` names the same file as the rows written.
     claimed_present: PresentVersion | None = None
+    # The entry a claim would lease after ``claimed``, as that snapshot saw it (not leased).
+    after: Waiting | None = None
 
 
 def _values_of(
@@ -281,14 +297,20 @@ def _params(
 
 
 def write_first_version_completing(
-    session: Session, name: str, diskfile: DiskFile, dependents: list[Base], done: Completion
+    session: Session,
+    name: str,
+    diskfile: DiskFile,
+    dependents: list[Base],
+    done: Completion,
+    meanwhile: Callable[[], object] | None = None,
 ) -> Written | None:
     """:func:`insert_first_version` and the completion of ``done.entry`` (with its added
     entries) in one autocommit statement: no BEGIN, no separate completion, no COMMIT. None,
     with nothing written or completed, when ``name`` exists or a value is not plain (the
     caller then takes the ordinary, transactional path). ``session`` must have no transaction
     open. If the lease was lost meanwhile the rows stand (``completed`` False): another
-    ingest of the file finds them unchanged. PostgreSQL only."""
+    ingest of the file finds them unchanged. ``meanwhile``: work for this thread while the
+    statement runs (:func:`~fits_storage.db.overlapped.overlapped`). PostgreSQL only."""
     version, rows = _values_of(diskfile, dependents)
     if not (_plain(version) and all(_plain(values) for _, values in rows)):
         return None
@@ -296,7 +318,7 @@ def write_first_version_completing(
     tables = tuple(table for table, _ in rows)
     values = _params(name, version, rows)
     try:
-        row = _write(connection, tables, values, done)
+        row = _write(connection, tables, values, done, meanwhile)
     except IntegrityError:
         if done.claim_for is None:
             raise
@@ -307,27 +329,44 @@ def write_first_version_completing(
     session.commit()  # ends the session's hold on the autocommit connection
     if row is None:
         return None
-    claimed, present = _claimed(done, row)
-    return Written(row[0], row[1], bool(row[2]), claimed, present)
+    claimed, present, after = _claimed(done, row)
+    return Written(row[0], row[1], bool(row[2]), claimed, present, after)
 
 
 def _write(
-    connection: Connection, tables: tuple[Table, ...], values: dict[str, Any], done: Completion
+    connection: Connection,
+    tables: tuple[Table, ...],
+    values: dict[str, Any],
+    done: Completion,
+    meanwhile: Callable[[], object] | None = None,
 ) -> Sequence[Any] | None:
-    return execute_positional(connection, _positional(tables, done.shape), values | done.params())
+    statement, params = _positional(tables, done.shape), values | done.params()
+    if meanwhile is None:
+        return execute_positional(connection, statement, params)
+    driver = connection.connection.driver_connection
+    return overlapped(
+        lambda: execute_positional(connection, statement, params),
+        meanwhile,
+        cancel=getattr(driver, "cancel_safe", None) or driver.cancel,
+    )
 
 
-def _claimed(done: Completion, row: Sequence[Any]) -> tuple[Entry | None, PresentVersion | None]:
-    """The entry the statement leased and its file's present version: their columns end the
-    row (all NULL where there is none)."""
+def _claimed(
+    done: Completion, row: Sequence[Any]
+) -> tuple[Entry | None, PresentVersion | None, Waiting | None]:
+    """The entry the statement leased, its file's present version and the entry after it:
+    their columns end the row, in that order (all NULL where there is none)."""
     if done.claim_for is None:
-        return None, None
+        return None, None, None
     names = sql.claimed_columns(done.queue.table)
-    end = len(row) - PRESENT_COLUMNS
-    leased = dict(zip(names, row[end - len(names) : end], strict=True))
+    after_at = len(row) - len(Waiting._fields)
+    present_at = after_at - PRESENT_COLUMNS
+    leased = dict(zip(names, row[present_at - len(names) : present_at], strict=True))
     if leased["id"] is None:
-        return None, None
-    return done.queue.claimed_entry(leased, done.claim_for), version_of(row[end:])
+        return None, None, None
+    after = Waiting(*row[after_at:]) if row[after_at] is not None else None
+    entry = done.queue.claimed_entry(leased, done.claim_for)
+    return entry, version_of(row[present_at:after_at]), after
 
 
 def insert_first_version(

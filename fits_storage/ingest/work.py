@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session
 
 from fits_storage.ingest.ingest import ingest_file
-from fits_storage.ingest.present import KnownPresent
+from fits_storage.ingest.readahead import Prepared
 from fits_storage.ingest.rows import Completion
 from fits_storage.queues import Entry
 
@@ -21,10 +21,11 @@ def ingest_work(session: Session, entry: Entry, context: WorkContext) -> None:
     Bad input raises IngestError (the entry fails with its reason); a file still being
     written raises FileChangingError (retried). The loop commits our writes with the
     entry's completion, unless ingest wrote both in one statement (a new name on PostgreSQL),
-    which then also leases the next entry when the loop asks for one, and reads the present
-    version of its file for the next call.
+    which then also leases the next entry when the loop asks for one, reads the present
+    version of its file and names the entry after it, whose file is read meanwhile: all handed
+    to the ingest of the entry leased.
     """
-    known = context.take_hint(entry)
+    prepared = context.take_hint(entry)
     result = ingest_file(
         session,
         context.config,
@@ -33,8 +34,8 @@ def ingest_work(session: Session, entry: Entry, context: WorkContext) -> None:
         force=bool(entry["force"]),
         force_md5=bool(entry["force_md5"]),
         completing=Completion(context.queue("ingest"), entry, claim_for=context.claim_for),
-        known=known if isinstance(known, KnownPresent) else None,
+        prepared=prepared if isinstance(prepared, Prepared) else None,
     )
     if result.completed:
-        context.entry_completed(entry, result.claimed, hint=result.claimed_present)
+        context.entry_completed(entry, result.claimed, hint=result.prepared_next)
     context.logger.info("%s", result.describe())

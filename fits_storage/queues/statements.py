@@ -134,9 +134,16 @@ def claim_waiting(table: Table, exclusive: tuple[str, ...], skip_locked: bool) -
 
 
 def _waiting_candidate(
-    table: Table, exclusive: tuple[str, ...], skip_locked: bool, *gates: ColumnElement[bool]
+    table: Table,
+    exclusive: tuple[str, ...],
+    skip_locked: bool,
+    *gates: ColumnElement[bool],
+    besides: ColumnElement | None = None,
 ) -> Select:
+    """The id of the next entry to lease (``besides``: an id it must not be)."""
     q = table.alias("q")
+    if besides is not None:
+        gates = (*gates, q.c.id != besides)
     busy = table.alias("busy")
     blocked = (
         select(_const(1))
@@ -351,6 +358,17 @@ def claim_if(table: Table, exclusive: tuple[str, ...], gate: ColumnElement[bool]
     ``worker``, ``host``, ``pid``."""
     candidate = _waiting_candidate(table, exclusive, True, gate)
     return _lease(table, table.c.id == candidate.scalar_subquery()).cte("claimed")
+
+
+def next_waiting(table: Table, exclusive: tuple[str, ...], leased: ColumnElement) -> Select:
+    """PostgreSQL: the entry a claim would lease after ``leased`` (an entry id leased in the
+    same statement, which the statement's snapshot still shows waiting): its ``id``,
+    ``filename`` and ``path``, read without a lock. A worker may prepare for that entry while
+    its statement runs; another worker may lease it first."""
+    candidate = _waiting_candidate(table, exclusive, False, besides=leased)
+    return select(table.c.id, table.c.filename, table.c.path).where(
+        table.c.id == candidate.scalar_subquery()
+    )
 
 
 @cache
