@@ -251,7 +251,9 @@ LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) (\d+):.*?\] (.*)
 
 def per_kind_from_log(text: str, corpus: Corpus) -> dict[str, float]:
     """Seconds per kind of file, from one worker's log: each file's time runs from its
-    'processing' line to the next line announcing a claim or the end (ms timestamps)."""
+    'processing' line to the next line announcing a claim or the end (ms timestamps). On
+    PostgreSQL a file's interval also holds the reading ahead of the next file (read while
+    the write runs): a kind's share is exact where its files come one after another."""
     per_kind: dict[str, float] = {}
     current: tuple[str, float] | None = None
     for line in text.splitlines():
