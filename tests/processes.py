@@ -10,7 +10,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from sqlalchemy import Engine
+
 from fits_storage.config import Config
+from fits_storage.orm import File
 from tests.conftest import config_environ
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +38,21 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
+
+
+def run_ingest_blocked_on(
+    engine: Engine, config: Config, name: str, *args: str
+) -> subprocess.CompletedProcess:
+    """``service_ingest_queue *args`` run to its end while another transaction holds an
+    uncommitted ``file`` row called ``name`` (rolled back afterwards): the write of that
+    file waits on it."""
+    blocker = engine.connect()
+    blocker.execute(File.__table__.insert().values(name=name))
+    try:
+        return run_cli(config, "service_ingest_queue", *args, timeout=120)
+    finally:
+        blocker.rollback()
+        blocker.close()
 
 
 def start_recording_worker(

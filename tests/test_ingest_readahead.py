@@ -28,7 +28,7 @@ from fits_storage.queues import Worker, get_queue
 from tests.conftest import make_test_config
 from tests.fitsdata import make_observatory_file, write_not_fits
 from tests.loops import make_loop
-from tests.processes import run_cli
+from tests.processes import run_ingest_blocked_on
 
 # The ingest queue hands out the highest sort key first: these names come out in this order.
 NAMES = [f"N20251123S{i:04d}.fits" for i in (4, 3, 2, 1)]
@@ -271,13 +271,7 @@ def test_a_write_overlapped_with_reading_ahead_is_cancelled_at_the_run_time_limi
     fails, and the worker goes on with the third."""
     config = make_test_config(tmp_path, db_url, queue_max_run_seconds="2")
     _queue_files(engine, config, NAMES[:3])
-    blocker = engine.connect()
-    blocker.execute(File.__table__.insert().values(name=NAMES[1]))  # not committed
-    try:
-        done = run_cli(config, "service_ingest_queue", "--empty", timeout=120)
-    finally:
-        blocker.rollback()
-        blocker.close()
+    done = run_ingest_blocked_on(engine, config, NAMES[1], "--empty")
     assert "ran longer than 2s" in done.stderr
     time.sleep(1)  # a statement left running would write its rows now
     with make_session_factory(engine)() as session:

@@ -32,7 +32,7 @@ from fits_storage.queues import Entry, Queue, Worker, get_queue
 from tests.conftest import make_test_config
 from tests.fitsdata import bzip2_file, copy_astropy_file, copy_gmos_file
 from tests.loops import make_loop
-from tests.processes import run_cli
+from tests.processes import run_cli, run_ingest_blocked_on
 
 DEPENDENTS = (Header, FullTextHeader, DiskFileReport)
 
@@ -234,6 +234,8 @@ def test_the_next_entry_is_leased_in_the_same_statement(
 
     assert result.completed and result.claimed is not None
     assert (result.claimed.filename, result.claimed.worker) == ("N20250101S0001.fits", "rows")
+    assert result.prepared_next is not None  # read in the same statement: it has no version
+    assert result.prepared_next.present == KnownPresent("N20250101S0001.fits", None)
     assert result.claimed["force"] is False and result.claimed.attempts == 1
     assert _leased(session, config) == [("N20250101S0001.fits", "", "in_progress", "rows")]
 
@@ -272,21 +274,6 @@ def test_the_leased_entrys_present_version_is_read_in_the_same_statement(
     # handed over, ingest reads it first as well)
     assert reads == [known.name]
     session.commit()
-
-
-def test_a_leased_entry_without_a_present_version_is_handed_none(
-    session: Session, tmp_path: Path, db_url: str
-) -> None:
-    config, path, queue = _gmos_to_ingest(tmp_path, db_url)
-    entry = _claim(session, queue, path.name)
-    queue.add(session, "N20250101S0001.fits")
-    session.commit()
-
-    completing = Completion(queue, entry, claim_for=Worker("rows"))
-    result = ingest_file(session, config, path.name, completing=completing)
-
-    assert result.prepared_next is not None
-    assert result.prepared_next.present == KnownPresent("N20250101S0001.fits", None)
 
 
 def test_a_leased_entry_of_the_file_just_written_gets_no_present_version(
@@ -388,13 +375,7 @@ def test_a_write_interrupted_by_the_run_time_limit_is_cancelled_on_the_server(
     with make_session_factory(engine)() as session:
         get_queue("ingest", config).add(session, path.name)
         session.commit()
-    blocker = engine.connect()
-    blocker.execute(File.__table__.insert().values(name=path.name))  # not committed
-    try:
-        done = run_cli(config, "service_ingest_queue", "--oneshot", timeout=120)
-    finally:
-        blocker.rollback()
-        blocker.close()
+    done = run_ingest_blocked_on(engine, config, path.name, "--oneshot")
     assert "ran longer than 2s" in done.stderr
     time.sleep(1)  # a statement left running would write its rows now
     with make_session_factory(engine)() as session:
