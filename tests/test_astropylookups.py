@@ -52,9 +52,10 @@ def test_a_file_is_read_asking_astropy_configuration_once_per_item(
 
 
 def test_the_card_module_has_its_configuration_back_after_the_file() -> None:
-    before = (card_module.conf, hdu_base.signature, hdu_base.itersubclasses)
+    before = (card_module.conf, hdu_base.signature, hdu_base.itersubclasses, fits.Header.index)
     _read(gmos_source())
-    assert (card_module.conf, hdu_base.signature, hdu_base.itersubclasses) == before
+    after = (card_module.conf, hdu_base.signature, hdu_base.itersubclasses, fits.Header.index)
+    assert after == before
 
 
 def test_each_hdu_class_signature_and_subclass_list_is_made_once_a_file(
@@ -149,3 +150,43 @@ def test_blocks_in_two_threads_share_one_snapshot_and_restore_it_once() -> None:
     thread.join(30)
     assert seen[0] is seen[1] is not before
     assert card_module.conf is before
+
+
+def _every_header() -> list[fits.Header]:
+    headers = []
+    for name in astropy_fits_names():
+        try:
+            with fits.open(astropy_data_dir() / name) as hdulist:
+                headers += [hdu.header.copy() for hdu in hdulist]
+        except Exception:  # noqa: BLE001, S112 - astropy's deliberately broken files
+            continue
+    return headers
+
+
+def test_header_index_answers_as_astropys_scan() -> None:
+    """Every keyword of every astropy test header, a keyword inserted again before the first
+    (astropy's index then lists positions out of order), a field-specified one, and one that
+    is not there."""
+    scan = fits.Header.index
+    extra = fits.Header([("NAXIS", 0), ("OBJECT", "a"), ("DP1", "AXIS.1: 1")])
+    with pytest.warns(UserWarning, match="already exists"):
+        extra.insert(0, ("OBJECT", "b"))
+    headers = [*_every_header(), extra]
+    asked = 0
+    with settled_lookups():
+        assert fits.Header.index is not scan
+        for header in headers:
+            for keyword in [*header.keys(), "DP1.AXIS.1", "NOSUCHKW"]:
+                try:
+                    expected: object = scan(header, keyword)
+                except ValueError:
+                    expected = ValueError
+                try:
+                    got: object = header.index(keyword)
+                except ValueError:
+                    got = ValueError
+                assert got == expected, (keyword, header)
+                asked += 1
+    assert asked > 1000
+    assert extra.index("OBJECT") == 0
+    assert fits.Header.index is scan

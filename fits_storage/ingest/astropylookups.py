@@ -10,6 +10,8 @@ While a file is read (:func:`settled_lookups`):
   lists every subclass of the HDU base class to find the class matching the header: both are
   remembered, the signature for the process, the subclasses for the file (no HDU class can be
   defined in the middle of one file's reading; a module imported later may define one).
+* ``Header.index`` (the position of a keyword, which the verification of a table asks for
+  every column keyword) is read from the keyword index astropy keeps, not by a scan.
 
 The values are the ones astropy would give, so another thread reading FITS meanwhile sees the
 same answers; a configuration change made meanwhile applies from the next file. If a release
@@ -26,6 +28,7 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
+from astropy.io.fits import Card, Header
 from astropy.io.fits import card as _card
 from astropy.io.fits.hdu import base as _base
 
@@ -58,22 +61,41 @@ def _subclasses_once(original: Callable[..., Iterator[type]]) -> Callable[..., I
     return itersubclasses
 
 
-# (module, name) -> a function of astropy's own value making the one used meanwhile
-_SUBSTITUTES: dict[tuple[ModuleType, str], Callable[[Any], Any]] = {
+def _index_by_keyword(original: Callable[..., int]) -> Callable[..., int]:
+    """``Header.index`` answered from the keyword index astropy keeps for every header (a
+    dictionary of keyword -> positions) instead of comparing every card's keyword in turn:
+    table checks ask for every column's keywords, quadratic in the column count."""
+
+    def index(self: Header, keyword: str, start: int | None = None, stop: int | None = None) -> int:
+        if start is None and stop is None:
+            norm = Card.normalize_keyword(keyword)
+            found = self._keyword_indices.get(norm)
+            if found:
+                first = min(found)
+                if self._cards[first].keyword.upper() == norm:
+                    return first
+        return original(self, keyword, start, stop)
+
+    return index
+
+
+# (module or class, name) -> a function of astropy's own value making the one used meanwhile
+_SUBSTITUTES: dict[tuple[ModuleType | type, str], Callable[[Any], Any]] = {
     (_card, "conf"): ConfSnapshot,
     (_base, "signature"): lambda _: _signature,
     (_base, "itersubclasses"): _subclasses_once,
+    (Header, "index"): _index_by_keyword,
 }
 
 
 _lock = threading.Lock()
 _depth = 0
-_saved: dict[tuple[ModuleType, str], Any] = {}
+_saved: dict[tuple[ModuleType | type, str], Any] = {}
 
 
 @contextmanager
 def settled_lookups() -> Iterator[None]:
-    """astropy's card and HDU modules use the remembered look-ups until the block ends (nested
+    """astropy's card, header and HDU code uses the remembered look-ups until the block ends (nested
     and concurrent blocks share them; the first block makes them, the last puts astropy's own
     back)."""
     global _depth, _saved
