@@ -32,6 +32,9 @@ from tests.processes import run_ingest_blocked_on
 
 # The ingest queue hands out the highest sort key first: these names come out in this order.
 NAMES = [f"N20251123S{i:04d}.fits" for i in (4, 3, 2, 1)]
+# The tests' usual 3 s lease makes the loop sweep every 0.75 s, and a claim due to sweep is
+# made by the loop, not leased by a write: a slow machine would change what is read ahead.
+LONG_LEASE = {"queue_lease_seconds": "120"}
 
 
 @pytest.fixture
@@ -108,7 +111,7 @@ def test_the_write_names_the_entry_after_the_one_it_leases(
 def test_a_worker_reads_each_file_once_and_ingests_what_it_read_ahead(
     tmp_path: Path, engine: Engine, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = make_test_config(tmp_path, db_url)
+    config = make_test_config(tmp_path, db_url, **LONG_LEASE)
     paths = _queue_files(engine, config, NAMES)
     ahead: list[Waiting] = []
     read_now: list[str] = []
@@ -127,7 +130,7 @@ def test_a_worker_reads_each_file_once_and_ingests_what_it_read_ahead(
 def test_a_file_changed_after_it_was_read_ahead_is_read_again(
     tmp_path: Path, engine: Engine, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = make_test_config(tmp_path, db_url)
+    config = make_test_config(tmp_path, db_url, **LONG_LEASE)
     paths = _queue_files(engine, config, NAMES[:3])
     changed = NAMES[2]
 

@@ -432,8 +432,9 @@ def test_a_worker_reads_no_present_version_for_the_entries_its_writes_lease(
     tmp_path: Path, db_url: str
 ) -> None:
     """Through the queue loop in-process: only the file the loop claimed itself (the first)
-    is looked up on its own; every later one came with its write's lease."""
-    config = _fanning_config(tmp_path, db_url)
+    is looked up on its own; every later one came with its write's lease (a lease long enough
+    that no claim is due to sweep meanwhile: the loop would make that one itself)."""
+    config = make_test_config(tmp_path, db_url, queue_lease_seconds="120")
     names = [copy_gmos_file(config.storage_root, f"S2019080{i}S0001.fits").name for i in (1, 2, 3)]
     engine = make_engine(db_url)
     queue = get_queue("ingest", config)
