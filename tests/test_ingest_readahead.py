@@ -272,7 +272,7 @@ def test_a_write_overlapped_with_reading_ahead_is_cancelled_at_the_run_time_limi
     """The second file's write (leased by the first's, the third named) waits on another
     transaction's row of its name past the limit: it is cancelled on the server, the file
     fails, and the worker goes on with the third."""
-    config = make_test_config(tmp_path, db_url, queue_max_run_seconds="2")
+    config = make_test_config(tmp_path, db_url, queue_max_run_seconds="2", **LONG_LEASE)
     _queue_files(engine, config, NAMES[:3])
     done = run_ingest_blocked_on(engine, config, NAMES[1], "--empty")
     assert "ran longer than 2s" in done.stderr
