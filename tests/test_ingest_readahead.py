@@ -72,18 +72,35 @@ def _md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
-def _spy(monkeypatch: pytest.MonkeyPatch, name: str, calls: list[Any], after: Any = None) -> None:
-    """Record each call of ingest's ``name`` (its second argument), then run ``after`` on it."""
-    real = getattr(ingest_module, name)
+def _spy_reads(
+    monkeypatch: pytest.MonkeyPatch, after_reading_ahead: Any = None
+) -> tuple[list[Waiting], list[str]]:
+    """The entries read ahead, and the files an ingest read itself (not within a read-ahead);
+    ``after_reading_ahead(waiting, result)`` runs after each read-ahead."""
+    ahead: list[Waiting] = []
+    read_now: list[str] = []
+    inside: list[bool] = []
+    real_ahead, real_now = ingest_module.read_ahead, ingest_module._read_now
 
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        result = real(*args, **kwargs)
-        calls.append(args[1] if name == "read_ahead" else args[2])
-        if after is not None:
-            after(args, result)
+    def spy_ahead(config: Config, waiting: Waiting) -> Any:
+        inside.append(True)
+        try:
+            result = real_ahead(config, waiting)
+        finally:
+            inside.pop()
+        ahead.append(waiting)
+        if after_reading_ahead is not None:
+            after_reading_ahead(waiting, result)
         return result
 
-    monkeypatch.setattr(ingest_module, name, spy)
+    def spy_now(config: Config, filename: str, *args: Any, **kwargs: Any) -> Any:
+        if not inside:
+            read_now.append(filename)
+        return real_now(config, filename, *args, **kwargs)
+
+    monkeypatch.setattr(ingest_module, "read_ahead", spy_ahead)
+    monkeypatch.setattr(ingest_module, "_read_now", spy_now)
+    return ahead, read_now
 
 
 def test_the_write_names_the_entry_after_the_one_it_leases(
@@ -113,10 +130,7 @@ def test_a_worker_reads_each_file_once_and_ingests_what_it_read_ahead(
 ) -> None:
     config = make_test_config(tmp_path, db_url, **LONG_LEASE)
     paths = _queue_files(engine, config, NAMES)
-    ahead: list[Waiting] = []
-    read_now: list[str] = []
-    _spy(monkeypatch, "read_ahead", ahead)
-    _spy(monkeypatch, "_read_now", read_now)
+    ahead, read_now = _spy_reads(monkeypatch)
 
     make_loop(engine, config, ingest_work, get_queue("ingest", config)).run()
 
@@ -134,18 +148,14 @@ def test_a_file_changed_after_it_was_read_ahead_is_read_again(
     paths = _queue_files(engine, config, NAMES[:3])
     changed = NAMES[2]
 
-    def rewrite(args: tuple[Any, ...], result: Any) -> None:
-        waiting = args[1]
+    def rewrite(waiting: Waiting, result: Any) -> None:
         assert result is not None and waiting.filename == changed
         path = paths[changed]
         make_observatory_file(path.parent, changed, seed=99)
         stat = path.stat()
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
 
-    ahead: list[Waiting] = []
-    read_now: list[str] = []
-    _spy(monkeypatch, "read_ahead", ahead, after=rewrite)
-    _spy(monkeypatch, "_read_now", read_now)
+    ahead, read_now = _spy_reads(monkeypatch, after_reading_ahead=rewrite)
 
     make_loop(engine, config, ingest_work, get_queue("ingest", config)).run()
 

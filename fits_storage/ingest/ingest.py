@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -39,7 +39,7 @@ from fits_storage.config import Config
 from fits_storage.fileops.audit import record_md5_after
 from fits_storage.ingest.digest import Digest, DigestError, TooLarge, compression_of, digest_file
 from fits_storage.ingest.errors import FileChangingError, FileMissingError, IngestError
-from fits_storage.ingest.fitsread import FitsContents, read_fits
+from fits_storage.ingest.fitsread import read_fits
 from fits_storage.ingest.present import (
     KnownPresent,
     PresentVersion,
@@ -48,6 +48,7 @@ from fits_storage.ingest.present import (
 )
 from fits_storage.ingest.readahead import (
     READ_AHEAD_MAX_BYTES,
+    FileRead,
     Prepared,
     ReadAhead,
     ReadAheadPace,
@@ -64,7 +65,6 @@ from fits_storage.ingest.summitfiles import read_miscfile_meta, read_obslog
 from fits_storage.ingest.verify import (
     FitsverifyRun,
     ServerRun,
-    VerifyReport,
     start_verification,
 )
 from fits_storage.orm import (
@@ -437,11 +437,11 @@ def _read_and_record(
         )
     ahead = prepared.contents if prepared is not None else None
     if ahead is not None and ahead.usable_for(filename, path, stat):
-        read: _Read | IngestResult = _Read(ahead.digest, ahead.contents, ahead.fitsverify)
-        if previous is not None and ahead.digest.file_md5 == previous.md5:
+        read: FileRead | IngestResult = ahead.read
+        if previous is not None and ahead.read.digest.file_md5 == previous.md5:
             read = _md5_unchanged(session, config, filename, path, stat, previous) or read
     else:
-        read = _read_now(session, config, filename, path, label, stat, previous)
+        read = _read_now(config, filename, path, label, stat, previous, session)
     if isinstance(read, IngestResult):
         return read
     digest, contents, fitsverify = read
@@ -478,12 +478,6 @@ def _read_and_record(
     )
 
 
-class _Read(NamedTuple):
-    digest: Digest
-    contents: FitsContents
-    fitsverify: VerifyReport | None
-
-
 def _md5_unchanged(
     session: Session,
     config: Config,
@@ -503,16 +497,17 @@ def _md5_unchanged(
 
 
 def _read_now(
-    session: Session,
     config: Config,
     filename: str,
     path: str,
     label: str,
     stat: StoredStat,
-    previous: PresentVersion | None,
-) -> _Read | IngestResult:
+    previous: PresentVersion | None = None,
+    session: Session | None = None,
+) -> FileRead | IngestResult:
     """The file's md5, its FITS contents and fitsverify's report; or, if its md5 shows the
-    bytes of ``previous``, the result of an ingest that found them unchanged."""
+    bytes of ``previous``, the result of an ingest that found them unchanged (recorded on
+    ``session``: needed only with ``previous``)."""
     with local_copy(config, path, filename) as local, ExitStack() as stack:
         readable = local  # what astropy and fitsverify read: the uncompressed bytes
         fitsverify_run: FitsverifyRun | ServerRun | None = None
@@ -525,6 +520,7 @@ def _read_now(
             readable = staged.path
             digest = _decompress(config, local, filename, label, staged)
         if previous is not None and digest.file_md5 == previous.md5:
+            assert session is not None
             unchanged = _md5_unchanged(session, config, filename, path, stat, previous)
             if unchanged is not None:
                 return unchanged
@@ -532,7 +528,7 @@ def _read_now(
             fitsverify_run = _enter(stack, start_verification(readable, shown_as=local))
         contents = read_fits(readable, digest.data_size, label, filename)
         fitsverify = fitsverify_run.result() if fitsverify_run is not None else None
-    return _Read(digest, contents, fitsverify)
+    return FileRead(digest, contents, fitsverify)
 
 
 _PACE = ReadAheadPace()
@@ -551,20 +547,16 @@ def read_ahead(config: Config, waiting: Waiting) -> ReadAhead | None:
         or not isinstance(store_for(config), LocalStore)
     ):
         return None
-    label = describe(path, filename)
     try:
         stat = stat_stored(config, path, filename)
         if stat.size > READ_AHEAD_MAX_BYTES:
             return None
-        with local_copy(config, path, filename) as local, ExitStack() as stack:
-            run = _enter(stack, start_verification(local))
-            digest = _digest(local, filename, label)
-            contents = read_fits(local, digest.data_size, label, filename)
-            fitsverify = run.result() if run is not None else None
+        read = _read_now(config, filename, path, describe(path, filename), stat)
         _check_stable(config, path, filename, stat)
     except Exception:  # noqa: BLE001 - read again, and reported, by the ingest of the file
         return None
-    return ReadAhead(waiting.id, filename, path, stat, digest, contents, fitsverify)
+    assert isinstance(read, FileRead)  # no previous version given: nothing to find unchanged
+    return ReadAhead(waiting.id, filename, path, stat, read)
 
 
 def _read_and_record_summit_file(
@@ -669,30 +661,21 @@ def _write_completing(
     return write_first_version_completing(session, name, diskfile, rows, done, meanwhile)
 
 
-def _prepared_next(
-    name: str, written: Written, tried: bool, read: list[ReadAhead | None]
-) -> Prepared | None:
+def _prepared_next(name: str, written: Written, read: list[ReadAhead | None]) -> Prepared | None:
     """What the write learnt for the ingest of the entry it leased: that file's present
-    version, and what was read ahead (``read``: empty, or what :func:`read_ahead` gave) if it
-    is that entry's."""
-    if written.claimed is None:
+    version, and what was read ahead (``read``: empty if nothing was tried, else what
+    :func:`read_ahead` gave) if it is that entry's."""
+    claimed = written.claimed
+    if claimed is None:
         return None
     ahead = read[0] if read else None
-    contents = ahead if ahead is not None and ahead.entry_id == written.claimed.id else None
-    if tried and ahead is not None:
+    contents = ahead if ahead is not None and ahead.entry_id == claimed.id else None
+    if ahead is not None:
         _PACE.record(contents is not None)
-    return Prepared(_known_present(name, written), contents, written.after)
-
-
-def _known_present(name: str, written: Written) -> KnownPresent | None:
-    """The leased entry's present version as the write read it; None (read it again) when the
-    entry names the file just written, whose new version that read could not see."""
-    if written.claimed is None:
-        return None
-    claimed_name = file_name_for(written.claimed.filename)
-    if claimed_name == name:
-        return None
-    return KnownPresent(claimed_name, written.claimed_present)
+    # the statement's read of the file just written could not see its new version: read again
+    claimed_name = file_name_for(claimed.filename)
+    present = None if claimed_name == name else KnownPresent(claimed_name, written.claimed_present)
+    return Prepared(present, contents, written.after)
 
 
 def _record(
@@ -758,7 +741,7 @@ def _record(
                     queued=tuple(said for _, _, said in targets),
                     completed=written.completed,
                     claimed=written.claimed,
-                    prepared_next=_prepared_next(name, written, tried, ahead[:1]),
+                    prepared_next=_prepared_next(name, written, ahead),
                 )
         first = insert_first_version(session, name, diskfile, rows)
     latest = None

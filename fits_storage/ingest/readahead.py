@@ -11,6 +11,7 @@ then wasted, and :class:`ReadAheadPace` reads ahead less often while that keeps 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from fits_storage.ingest.digest import Digest
 from fits_storage.ingest.fitsread import FitsContents
@@ -24,6 +25,14 @@ from fits_storage.ingest.verify import VerifyReport
 READ_AHEAD_MAX_BYTES = 8 * 1024 * 1024
 
 
+class FileRead(NamedTuple):
+    """What ingest reads of a FITS file: its md5, its contents and fitsverify's report."""
+
+    digest: Digest
+    contents: FitsContents
+    fitsverify: VerifyReport | None
+
+
 @dataclass(frozen=True)
 class ReadAhead:
     """A plain FITS file on local disk as ingest reads it, and the stat it was read at."""
@@ -32,9 +41,7 @@ class ReadAhead:
     filename: str
     path: str
     stat: StoredStat
-    digest: Digest
-    contents: FitsContents
-    fitsverify: VerifyReport | None
+    read: FileRead
 
     def usable_for(self, filename: str, path: str, stat: StoredStat) -> bool:
         """The same file, its size and modification time unchanged since it was read."""
