@@ -8,6 +8,7 @@ answer in a fraction of the time a worker takes to start.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -49,6 +50,10 @@ def run_queue_service(
         modules = (*preload, *([work.module] if isinstance(work, ImportedWork) else []))
         for module in modules:
             importlib.import_module(module)
+        # What start-up made lives as long as the process: frozen, the cyclic collector's full
+        # collections no longer walk it (astropy, numpy, SQLAlchemy: a 55-70 ms pause about
+        # every 400 small files, measured in the ingest worker).
+        gc.freeze()
         try:
             return QueueLoop(daemon, get_queue(queue_name, daemon.config), work).run()
         except DatabaseUnreachable as exc:

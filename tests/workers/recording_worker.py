@@ -7,11 +7,13 @@ makes each item take up to that long (randomly), to widen the windows a kill can
 work hangs where no signal can reach it (as in an uninterruptible NFS read);
 ``TEST_PRELOAD`` names a module the worker must import before its first claim;
 ``TEST_RECORD_SYNC`` (PostgreSQL) records the work session's ``synchronous_commit`` and
-``plan_cache_mode`` as its worker.
+``plan_cache_mode`` as its worker; ``TEST_RECORD_GC`` whether the preloaded module's objects
+are left out of the cyclic collector's scans (frozen at start-up).
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import signal
@@ -43,6 +45,10 @@ def work(session: Session, entry: Entry, context: WorkContext) -> None:
     if os.environ.get("TEST_RECORD_SYNC"):
         sync = session.execute(text("SHOW synchronous_commit")).scalar_one()
         who = f"{sync} {session.execute(text('SHOW plan_cache_mode')).scalar_one()}"
+    if os.environ.get("TEST_RECORD_GC"):
+        namespace = vars(sys.modules[os.environ["TEST_PRELOAD"]])
+        scanned = any(o is namespace for o in gc.get_objects())
+        who = f"frozen {gc.get_freeze_count() > 0} scanned {scanned}"
     session.execute(
         text("INSERT INTO processed (filename, worker) VALUES (:f, :w)"),
         {"f": entry.filename, "w": who},
