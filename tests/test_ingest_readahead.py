@@ -8,6 +8,8 @@ import hashlib
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -291,3 +293,90 @@ def test_a_write_overlapped_with_reading_ahead_is_cancelled_at_the_run_time_limi
         names = session.scalars(select(File.name)).all()
         assert sorted(names) == sorted([NAMES[0], NAMES[2]])
         assert session.scalar(select(func.count()).select_from(DiskFile)) == 2
+
+
+def test_a_read_ahead_cut_short_by_the_run_time_limit_leaves_the_write_standing(
+    tmp_path: Path,
+    engine: Engine,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The third file becomes a FIFO between the read-ahead's check that it is a regular file
+    and its reading, so reading it ahead blocks during the second file's write until the
+    run-time limit. The second file, written and completed by then, stays ingested (not
+    failed); the third, leased by that write, fails through its own ingest with its own
+    reason; the fourth is ingested."""
+    config = make_test_config(tmp_path, db_url, queue_max_run_seconds="1", **LONG_LEASE)
+    _queue_files(engine, config, NAMES)
+    real_copy = ingest_module.local_copy
+    swapped: list[str] = []
+
+    @contextmanager
+    def checked_then_swapped(config: Config, path: str, filename: str) -> Iterator[Path]:
+        with real_copy(config, path, filename) as local:
+            if filename == NAMES[2] and not swapped:
+                swapped.append(filename)
+                local.unlink()
+                os.mkfifo(local)
+            yield local
+
+    monkeypatch.setattr(ingest_module, "local_copy", checked_then_swapped)
+    loop = make_loop(engine, config, ingest_work, get_queue("ingest", config))
+    with caplog.at_level("WARNING"):
+        loop.run()
+
+    assert swapped == [NAMES[2]]
+    table = get_queue("ingest", config).table
+    with make_session_factory(engine)() as session:
+        left = session.execute(select(table.c.filename, table.c.status, table.c.error)).all()
+    assert [(f, s) for f, s, _ in left] == [(NAMES[2], "failed")]
+    assert "not a regular file" in left[0][2]
+    assert set(_recorded_md5s(engine)) == {NAMES[0], NAMES[1], NAMES[3]}
+    assert loop.summary.failed == 1 and loop.summary.processed == 3
+    assert f"reading {NAMES[2]} ahead was cut short" in caplog.text
+
+
+def test_an_interruption_spared_after_the_statement_succeeded_returns_its_result() -> None:
+    def meanwhile() -> None:
+        time.sleep(0.2)  # the statement is done by now
+        raise KeyboardInterrupt
+
+    result = overlapped(
+        lambda: "written",
+        meanwhile,
+        cancel=lambda: pytest.fail("cancelled"),
+        spare=(KeyboardInterrupt,),
+    )
+    assert result == "written"
+
+
+def test_an_interruption_is_not_spared_while_the_statement_runs_or_after_it_failed() -> None:
+    release = threading.Event()
+    cancelled: list[bool] = []
+
+    def running() -> str:
+        release.wait(30)
+        return "late"
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        overlapped(
+            running,
+            interrupted,
+            cancel=lambda: cancelled.append(True) or release.set(),
+            spare=(KeyboardInterrupt,),
+        )
+    assert cancelled == [True]
+
+    def failing() -> str:
+        raise ValueError("refused")
+
+    def after_it_failed() -> None:
+        time.sleep(0.2)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        overlapped(failing, after_it_failed, cancel=lambda: None, spare=(KeyboardInterrupt,))

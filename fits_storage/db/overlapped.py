@@ -47,7 +47,11 @@ def _switching_often() -> Iterator[None]:
 
 
 def overlapped(
-    statement: Callable[[], T], meanwhile: Callable[[], object], cancel: Callable[[], object]
+    statement: Callable[[], T],
+    meanwhile: Callable[[], object],
+    cancel: Callable[[], object],
+    *,
+    spare: tuple[type[BaseException], ...] = (),
 ) -> T:
     """``statement()`` in the helper thread while ``meanwhile()`` runs in this one: the
     statement's result, or its exception.
@@ -56,14 +60,19 @@ def overlapped(
     have written), then the exception is raised. If this thread is interrupted (the worker's
     run-time limit, a KeyboardInterrupt: anything that is not an ``Exception``), ``cancel()``
     first asks the server to stop the statement, as the run-time limit does for a statement of
-    this thread."""
+    this thread. ``spare``: interruptions that cut ``meanwhile`` short but not a statement
+    that had already succeeded by then: its result is returned (``meanwhile`` is optional
+    work that must not undo what the statement did)."""
     future: Future[T] = _pool().submit(statement)
     try:
         with _switching_often():
             meanwhile()
             return future.result()
     except BaseException as exc:
-        if not future.done() and not isinstance(exc, Exception):
+        done = future.done()
+        if not done and not isinstance(exc, Exception):
             cancel()
-        future.exception()  # waited for: the connection is free again, whatever it did
+        failed = future.exception()  # waited for: the connection is free again, whatever it did
+        if done and failed is None and isinstance(exc, spare):
+            return future.result()
         raise

@@ -21,6 +21,7 @@ The staging copy is removed either way; a bomb never fills the memory or the dis
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -81,6 +82,8 @@ from fits_storage.queues.errors import TransientError
 from fits_storage.scan.names import FileKind, file_kind, is_miscfile_meta, miscfile_of_meta
 from fits_storage.storage import LocalStore
 from fits_storage.storage.base import room_in
+
+_log = logging.getLogger(__name__)
 
 STAGING_DIR = ".ingest_staging"
 
@@ -661,6 +664,23 @@ def _write_completing(
     return write_first_version_completing(session, name, diskfile, rows, done, meanwhile)
 
 
+def _reading_ahead(
+    config: Config, after: Waiting | None, ahead: list[ReadAhead | None], cut: list[BaseException]
+) -> Callable[[], None]:
+    """The read-ahead of ``after`` for the write's ``meanwhile``: what it read goes into
+    ``ahead``; an interruption (the run-time limit) into ``cut``, and on."""
+
+    def read() -> None:
+        assert after is not None
+        try:
+            ahead.append(read_ahead(config, after))
+        except BaseException as exc:
+            cut.append(exc)
+            raise
+
+    return read
+
+
 def _prepared_next(name: str, written: Written, read: list[ReadAhead | None]) -> Prepared | None:
     """What the write learnt for the ingest of the entry it leased: that file's present
     version, and what was read ahead (``read``: empty if nothing was tried, else what
@@ -719,6 +739,7 @@ def _record(
         if completing is not None and not session.in_transaction():
             targets = fan_out_targets(config, fits=fits)
             ahead: list[ReadAhead | None] = []
+            cut: list[BaseException] = []
             tried = after is not None and completing.claim_for is not None and _PACE.allows()
             written = _write_completing(
                 session,
@@ -728,8 +749,17 @@ def _record(
                 rows,
                 completing,
                 targets,
-                (lambda: ahead.append(read_ahead(config, after))) if tried else None,
+                _reading_ahead(config, after, ahead, cut) if tried else None,
             )
+            if cut:
+                if written is None:  # nothing was written: the interruption stands
+                    raise cut[0]
+                _log.warning(
+                    "%s: reading %s ahead was cut short (%s); its own ingest reads it",
+                    describe(path, filename),
+                    describe(after.path, after.filename) if after else "",
+                    cut[0],
+                )
             if written is not None:
                 return IngestResult(
                     IngestAction.NEW,

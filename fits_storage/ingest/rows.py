@@ -58,7 +58,7 @@ from fits_storage.ingest.present import (
     version_of,
 )
 from fits_storage.orm import Base, DiskFile, File
-from fits_storage.queues import Entry, Queue, Worker
+from fits_storage.queues import Entry, Queue, RunTimeExceeded, Worker
 from fits_storage.queues import statements as sql
 
 _OMIT = object()  # left to the server's default
@@ -344,10 +344,14 @@ def _write(
     if meanwhile is None:
         return execute_positional(connection, statement, params)
     driver = connection.connection.driver_connection
+    # What runs meanwhile (reading the next file ahead) is optional: a run-time limit that
+    # interrupts it once the statement has succeeded leaves the written rows and completion
+    # standing, rather than failing an entry that is complete.
     return overlapped(
         lambda: execute_positional(connection, statement, params),
         meanwhile,
         cancel=getattr(driver, "cancel_safe", None) or driver.cancel,
+        spare=(RunTimeExceeded,),
     )
 
 
