@@ -251,7 +251,7 @@ def test_a_worker_leaves_its_start_up_objects_out_of_the_collector_s_scans(
     engine: Engine, config: Config
 ) -> None:
     """Modules (astropy, SQLAlchemy…) are frozen once imported: a full collection in the loop
-    would otherwise walk all of them, a 55-70 ms pause about every 400 small files."""
+    would otherwise walk all of them (50-70 ms in the ingest worker)."""
     fill(engine, config, ["N20251123S0001.fits"])
     worker = start_recording_worker(
         config, "gc", "--oneshot", TEST_PRELOAD="json.tool", TEST_RECORD_GC="1"

@@ -51,8 +51,8 @@ def run_queue_service(
         for module in modules:
             importlib.import_module(module)
         # What start-up made lives as long as the process: frozen, the cyclic collector's full
-        # collections no longer walk it (astropy, numpy, SQLAlchemy: a 55-70 ms pause about
-        # every 400 small files, measured in the ingest worker).
+        # collections no longer walk it (astropy, numpy, SQLAlchemy: 50-70 ms a collection in
+        # the ingest worker, measured at start-up), only what came after.
         gc.freeze()
         try:
             return QueueLoop(daemon, get_queue(queue_name, daemon.config), work).run()
