@@ -60,19 +60,18 @@ def overlapped(
     have written), then the exception is raised. If this thread is interrupted (the worker's
     run-time limit, a KeyboardInterrupt: anything that is not an ``Exception``), ``cancel()``
     first asks the server to stop the statement, as the run-time limit does for a statement of
-    this thread. ``spare``: interruptions that cut ``meanwhile`` short but not a statement
-    that had already succeeded by then: its result is returned (``meanwhile`` is optional
-    work that must not undo what the statement did)."""
+    this thread. ``spare``: interruptions that cut ``meanwhile`` short but not the statement:
+    if it succeeds all the same (it had finished, or the cancel came too late), its result is
+    returned (``meanwhile`` is optional work, and what the statement did stands)."""
     future: Future[T] = _pool().submit(statement)
     try:
         with _switching_often():
             meanwhile()
             return future.result()
     except BaseException as exc:
-        done = future.done()
-        if not done and not isinstance(exc, Exception):
+        if not future.done() and not isinstance(exc, Exception):
             cancel()
         failed = future.exception()  # waited for: the connection is free again, whatever it did
-        if done and failed is None and isinstance(exc, spare):
-            return future.result()
+        if failed is None and isinstance(exc, spare):
+            return future.result()  # it did its work all the same (done, or cancelled too late)
         raise
