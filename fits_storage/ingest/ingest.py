@@ -440,6 +440,7 @@ def _read_and_record(
         )
     ahead = prepared.contents if prepared is not None else None
     if ahead is not None and ahead.usable_for(filename, path, stat):
+        # checked stable when it was read, and ``stat``, taken since, is still the one read at
         read: FileRead | IngestResult = ahead.read
         if previous is not None and ahead.read.digest.file_md5 == previous.md5:
             read = _md5_unchanged(session, config, filename, path, stat, previous) or read
@@ -448,7 +449,6 @@ def _read_and_record(
     if isinstance(read, IngestResult):
         return read
     digest, contents, fitsverify = read
-    _check_stable(config, path, filename, stat)
     header = contents.header_fields.to_row()
     rows = [
         header,
@@ -508,9 +508,9 @@ def _read_now(
     previous: PresentVersion | None = None,
     session: Session | None = None,
 ) -> FileRead | IngestResult:
-    """The file's md5, its FITS contents and fitsverify's report; or, if its md5 shows the
-    bytes of ``previous``, the result of an ingest that found them unchanged (recorded on
-    ``session``: needed only with ``previous``)."""
+    """The file's md5, its FITS contents and fitsverify's report, checked to be those of the
+    bytes ``stat`` describes; or, if its md5 shows the bytes of ``previous``, the result of an
+    ingest that found them unchanged (recorded on ``session``: needed only with ``previous``)."""
     with local_copy(config, path, filename) as local, ExitStack() as stack:
         readable = local  # what astropy and fitsverify read: the uncompressed bytes
         fitsverify_run: FitsverifyRun | ServerRun | None = None
@@ -531,6 +531,7 @@ def _read_now(
             fitsverify_run = _enter(stack, start_verification(readable, shown_as=local))
         contents = read_fits(readable, digest.data_size, label, filename)
         fitsverify = fitsverify_run.result() if fitsverify_run is not None else None
+    _check_stable(config, path, filename, stat)
     return FileRead(digest, contents, fitsverify)
 
 
@@ -555,7 +556,6 @@ def read_ahead(config: Config, waiting: Waiting) -> ReadAhead | None:
         if stat.size > READ_AHEAD_MAX_BYTES:
             return None
         read = _read_now(config, filename, path, describe(path, filename), stat)
-        _check_stable(config, path, filename, stat)
     except Exception:  # noqa: BLE001 - read again, and reported, by the ingest of the file
         return None
     assert isinstance(read, FileRead)  # no previous version given: nothing to find unchanged
