@@ -63,11 +63,7 @@ from fits_storage.ingest.rows import (
 )
 from fits_storage.ingest.source import StoredStat, describe, local_copy, stat_stored, store_for
 from fits_storage.ingest.summitfiles import read_miscfile_meta, read_obslog
-from fits_storage.ingest.verify import (
-    FitsverifyRun,
-    ServerRun,
-    start_verification,
-)
+from fits_storage.ingest.verify import FitsverifyRun, ServerRun, start_verification
 from fits_storage.orm import (
     DiskFile,
     DiskFileReport,
@@ -665,13 +661,12 @@ def _write_completing(
 
 
 def _reading_ahead(
-    config: Config, after: Waiting | None, ahead: list[ReadAhead | None], cut: list[BaseException]
+    config: Config, after: Waiting, ahead: list[ReadAhead | None], cut: list[BaseException]
 ) -> Callable[[], None]:
     """The read-ahead of ``after`` for the write's ``meanwhile``: what it read goes into
     ``ahead``; an interruption (the run-time limit) into ``cut``, and on."""
 
     def read() -> None:
-        assert after is not None
         try:
             ahead.append(read_ahead(config, after))
         except BaseException as exc:
@@ -740,16 +735,13 @@ def _record(
             targets = fan_out_targets(config, fits=fits)
             ahead: list[ReadAhead | None] = []
             cut: list[BaseException] = []
-            tried = after is not None and completing.claim_for is not None and _PACE.allows()
+            reading = (
+                _reading_ahead(config, after, ahead, cut)
+                if after is not None and completing.claim_for is not None and _PACE.allows()
+                else None
+            )
             written = _write_completing(
-                session,
-                config,
-                name,
-                diskfile,
-                rows,
-                completing,
-                targets,
-                _reading_ahead(config, after, ahead, cut) if tried else None,
+                session, config, name, diskfile, rows, completing, targets, reading
             )
             if cut:
                 if written is None:  # nothing was written: the interruption stands

@@ -78,8 +78,8 @@ def present_query(name: ColumnElement[Any]) -> Select[Any]:
     )
 
 
-PRESENT_COLUMNS = len(present_query(bindparam("name")).selected_columns)
 _PRESENT = present_query(bindparam("name"))
+PRESENT_COLUMNS = len(_PRESENT.selected_columns)
 
 
 @functools.cache
