@@ -141,7 +141,7 @@ def test_cards_of_an_astropy_without_the_attributes_read_are_left_to_astropy(
 
     card = fits.Card.fromstring("EXPTIME =                 10.0".ljust(80))
     assert is_plain(card)
-    monkeypatch.setattr(cardcheck, "_VALUE", None)
+    monkeypatch.setattr(cardcheck, "_PLAIN", None)
     assert not is_plain(card)
     monkeypatch.undo()
     del card.__dict__["_modified"]

@@ -14,6 +14,7 @@ control byte) keeps astropy's own check, so the report is the same text astropy 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from astropy.io.fits import Card, Header
@@ -21,15 +22,34 @@ from astropy.io.fits.verify import _ErrList
 
 # The 80 columns are printable ASCII, and either a commentary keyword (blank, COMMENT,
 # HISTORY: astropy checks only that the text is printable) or a standard keyword padded to
-# 8 columns followed by the value indicator "= " (astropy then checks the value).
-_COMMENTARY = re.compile(r"(?:COMMENT |HISTORY | {8})[ -~]{72}")
-_VALUED = re.compile(r"(?!CONTINUE|HIERARCH)(?=[A-Z0-9_-]{1,8} *=)[A-Z0-9_ -]{8}= [ -~]{70}")
-# The expression Card._verify applies to the value and comment. The check reads astropy's
-# private card attributes (tested against astropy's own verification in the test suite); if a
-# release renames them, every card is left to astropy, which is slower but gives the same report.
+# 8 columns followed by the value indicator "= " and a value and comment that the expression
+# ``Card._verify`` applies (astropy's standard-conformance expression, ``Card._value_FSC_RE``)
+# accepts. That expression is matched in the same call, on the 70 columns as they stand: its
+# leading blanks, its blanks before a comment and the comment's own text take up what
+# ``Card._verify`` strips first, so the two agree (tested against astropy's own verification).
+# It reads astropy's private card attributes; if a release renames them, every card is left to
+# astropy, which is slower but gives the same report.
 _VALUE = getattr(Card, "_value_FSC_RE", None)
+_PLAIN = (
+    re.compile(
+        r"(?:COMMENT |HISTORY | {8})[ -~]{72}"
+        r"|(?!CONTINUE|HIERARCH)(?=[A-Z0-9_-]{1,8} *=)[A-Z0-9_ -]{8}= (?=[ -~]{70}\Z)"
+        f"(?:{_VALUE.pattern})"
+    )
+    if _VALUE is not None
+    else None
+)
 
-_NOTHING_FOUND = _ErrList([])
+
+class _NoErrors(_ErrList):
+    """The empty result of a plain card's verification: the report walks every card's result,
+    and an empty one has no lines to give (one call, not a generator over an empty list)."""
+
+    def iter_lines(self, filter: Any = None, shift: int = 0) -> Iterator[Any]:  # noqa: A002
+        return iter(())
+
+
+_NOTHING_FOUND = _NoErrors([])
 
 
 def _nothing_to_report(option: str = "warn") -> _ErrList:
@@ -43,13 +63,11 @@ def is_plain(card: Card) -> bool:
     was read (astropy does not re-check a value set in memory either, but then it has no image
     to look at)."""
     image: Any = getattr(card, "_image", None)
-    if _VALUE is None or not isinstance(image, str) or len(image) != Card.length:
+    if _PLAIN is None or not isinstance(image, str) or len(image) != Card.length:
         return False
     if getattr(card, "_modified", True):
         return False
-    if _COMMENTARY.fullmatch(image):
-        return True
-    return bool(_VALUED.fullmatch(image)) and _VALUE.match(image[10:].strip()) is not None
+    return _PLAIN.fullmatch(image) is not None
 
 
 def skip_plain_cards(header: Header) -> None:
