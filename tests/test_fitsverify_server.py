@@ -4,8 +4,10 @@ happens to the program between or during files."""
 from __future__ import annotations
 
 import os
+import selectors
 import shutil
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -123,6 +125,30 @@ def test_a_hang_is_killed_and_reported(tmp_path: Path) -> None:
         assert hanging.process is None
     finally:
         hanging.close()
+
+
+def test_a_report_already_in_the_pipe_is_taken_without_waiting(
+    server: FitsverifyServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The usual case in ingest: the program finished while the worker read the file. Its
+    report is read at once, with no wait set up (a selector only when it is still coming)."""
+    files = [copy_astropy_file(name, tmp_path) for name in MIXED] + [copy_gmos_file(tmp_path)]
+    served(server, files[0])  # started and warm
+    made = []
+
+    class CountedSelector(selectors.DefaultSelector):  # type: ignore[misc, valid-type]
+        def __init__(self) -> None:
+            super().__init__()
+            made.append(self)
+
+    monkeypatch.setattr(selectors, "DefaultSelector", CountedSelector)
+    for path in files * 2:
+        run = server.start(path)
+        assert isinstance(run, ServerRun)
+        time.sleep(0.5)  # far longer than the program takes for these files
+        with run:
+            assert run.result() == alone(path)
+    assert len(made) < len(files)  # not one per file
 
 
 def test_a_run_left_early_leaves_no_output_for_the_next_file(

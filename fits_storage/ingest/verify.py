@@ -17,6 +17,7 @@ to a one-file run, so the report is never lost; a hang is killed after the same 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import fcntl
 import functools
 import os
@@ -290,9 +291,12 @@ class FitsverifyServer:
         if process is None:
             raise ServerFailure("not running")
         marker = b"File: " + str(self.sentinel).encode() + b"\n"
-        with selectors.DefaultSelector() as selector:
-            selector.register(process.stdout, selectors.EVENT_READ, self._out)  # type: ignore[arg-type]
-            selector.register(process.stderr, selectors.EVENT_READ, self._err)  # type: ignore[arg-type]
+        assert process.stdout is not None and process.stderr is not None
+        # Usually the program finished while the worker read the file: the report is in the
+        # pipe already, and one read takes it without setting up a wait.
+        pending = _drained(process.stdout.fileno(), self._out)
+        with contextlib.ExitStack() as stack:
+            selector: selectors.BaseSelector | None = None
             while True:
                 at = self._out.find(marker)
                 if at >= 0:
@@ -301,9 +305,15 @@ class FitsverifyServer:
                         break
                     if b"Abort Verification" in self._out[at:]:
                         raise ServerFailure("the sentinel could not be verified")
+                if not pending:
+                    raise ServerFailure("the program ended")
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise TimeoutError
+                if selector is None:
+                    selector = stack.enter_context(selectors.DefaultSelector())
+                    selector.register(process.stdout, selectors.EVENT_READ, self._out)
+                    selector.register(process.stderr, selectors.EVENT_READ, self._err)
                 for key, _ in selector.select(min(left, 1.0)):
                     chunk = os.read(key.fd, 1 << 16)
                     if not chunk:
@@ -317,15 +327,7 @@ class FitsverifyServer:
         stdout = self._banner + bytes(self._out[first : at - len(_BETWEEN)])
         del self._out[: end.end()]
         # the file's stderr was written before the sentinel was begun: it is in the pipe
-        assert process.stderr is not None
-        while True:
-            try:
-                chunk = os.read(process.stderr.fileno(), 1 << 16)
-            except BlockingIOError:
-                break
-            if not chunk:
-                break
-            self._err.extend(chunk)
+        _drained(process.stderr.fileno(), self._err)
         stderr = bytes(self._err)
         self._err.clear()
         return stdout, stderr
@@ -336,6 +338,18 @@ class FitsverifyServer:
             return
         self._kill()
         shutil.rmtree(self._folder, ignore_errors=True)
+
+
+def _drained(fd: int, into: bytearray) -> bool:
+    """Whatever a non-blocking pipe holds now, appended to ``into``; False once it has ended."""
+    while True:
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return True
+        if not chunk:
+            return False
+        into.extend(chunk)
 
 
 def _decoded(data: bytes) -> str:
