@@ -43,7 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Mapper, Session
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.sql.schema import Column
 from sqlalchemy.sql.selectable import CTE
@@ -68,25 +68,39 @@ def _row_values(row: Base, skip: tuple[str, ...]) -> dict[Column[Any], Any]:
     """Column -> value of ``row``'s insert as the ORM would write it: a Python value, a SQL
     expression, or ``_OMIT``."""
     state = inspect(row)
+    given = state.dict
     values: dict[Column[Any], Any] = {}
-    for attr in state.mapper.column_attrs:
+    for key, column, call, default in _insert_plan(state.mapper, skip):
+        if key in given:
+            values[column] = given[key]
+        else:
+            values[column] = default(None) if call else default
+    return values
+
+
+# (attribute key, column, whether the default is called, the default or what makes it)
+_Planned = tuple[str, Column[Any], bool, Any]
+
+
+@functools.cache
+def _insert_plan(mapper: Mapper[Any], skip: tuple[str, ...]) -> tuple[_Planned, ...]:
+    """What each column an insert of ``mapper``'s rows writes takes when a row leaves it unset:
+    worked out once, not for every row of every file (a header row has some 70 columns)."""
+    plan: list[_Planned] = []
+    for attr in mapper.column_attrs:
         column = attr.columns[0]
         if not isinstance(column, Column) or column.name in skip:
             continue
         default = column.default
-        if attr.key in state.dict:
-            values[column] = state.dict[attr.key]
-        elif default is not None and default.is_scalar:
-            values[column] = default.arg  # type: ignore[attr-defined]
-        elif default is not None and default.is_callable:
-            values[column] = default.arg(None)  # type: ignore[attr-defined]
-        elif default is not None and default.is_clause_element:
-            values[column] = default.arg  # type: ignore[attr-defined]
+        if default is not None and default.is_callable:
+            plan.append((attr.key, column, True, default.arg))  # type: ignore[attr-defined]
+        elif default is not None and (default.is_scalar or default.is_clause_element):
+            plan.append((attr.key, column, False, default.arg))  # type: ignore[attr-defined]
         elif column.server_default is not None or column.primary_key:
-            values[column] = _OMIT
+            plan.append((attr.key, column, False, _OMIT))
         else:
-            values[column] = None
-    return values
+            plan.append((attr.key, column, False, None))
+    return tuple(plan)
 
 
 def _typed(column: Column[Any], parameter: BindParameter[Any]) -> ColumnElement[Any]:
