@@ -18,6 +18,10 @@ then for SQLite and PostgreSQL (a schema of its own, created and dropped):
 * ``ratio``: worker files/s / files/s of the ceiling around it (target for one
   worker: >= 0.50). A second table splits both by kind of file (the worker's share from the
   millisecond timestamps of its log).
+* the small corpus (``--small`` generated files beside the real ones) is run ``--repeat``
+  times (3), each on a fresh database: a kind of 34 files is measured over some 0.15 s, so its
+  targets (>= 100 files/s; astropy's and GMOS's files >= 0.35 of their ceiling on PostgreSQL)
+  are judged on the median of the runs, each run printed beside it.
 
 Then the time to queue ``--bulk`` (100,000) empty files with FITS names with the real
 ``add_to_ingest_queue`` command (it never opens them: a scan with ``os.scandir`` and a bulk
@@ -39,6 +43,7 @@ import pstats
 import re
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -75,7 +80,8 @@ MB = 1e6
 CHUNK = 1 << 20
 INGEST = ["-m", "fits_storage.cli.service_ingest_queue", "--empty", "--no-defer"]
 ADD = [sys.executable, "-m", "fits_storage.cli.add_to_ingest_queue"]
-# Kinds of small plain files whose per-kind ratio has a target (>= 0.35 of the ceiling).
+# Kinds of small plain files whose per-kind ratio has a target (>= 0.35 of the ceiling, on
+# PostgreSQL, judged on the median of the one-worker runs with fitsverify).
 SMALL_PLAIN = ("astropy", "gmos")
 # (extensions, (ny, nx)) of generated files, uint16 pixels: about 0.4, 1.1 and 3.3 MB.
 SHAPES = [(3, (256, 272)), (4, (256, 544)), (6, (512, 544))]
@@ -339,8 +345,8 @@ def ingest_rows(
     """One run per (workers, fitsverify) variant, each on a fresh database."""
     results = []
     startup = None
-    for workers, fitsverify in variants:
-        run_dir = scratch / f"{backend}-{workers}-{int(fitsverify)}"
+    for index, (workers, fitsverify) in enumerate(variants):
+        run_dir = scratch / f"{backend}-{workers}-{int(fitsverify)}-{index}"
         with fresh_database(backend, run_dir) as url:
             env = environ_for(corpus.root, url, run_dir, fitsverify)
             log = run_dir / "workers.log"
@@ -379,15 +385,35 @@ def profile_worker(backend: str, corpus: Corpus, scratch: Path, out: Path) -> Pa
     return stats
 
 
+def _kind_ratio(run: dict, kind: str) -> float | None:
+    """Ceiling time over worker time of ``kind`` in one run (None: no time of the worker)."""
+    worker = run["per_kind"].get(kind, 0.0)
+    return run["ceiling"]["per_kind"].get(kind, 0.0) / worker if worker else None
+
+
+def kind_medians(results: list[dict], kind: str) -> dict[str, float]:
+    """Per backend, the median of ``kind``'s ratio over the one-worker runs with fitsverify:
+    the figure the target is judged on (each run is printed beside it)."""
+    by_backend: dict[str, list[float]] = {}
+    for r in results:
+        found = _kind_ratio(r, kind)
+        if r["workers"] == 1 and r["fitsverify"] and found is not None:
+            by_backend.setdefault(r["backend"], []).append(found)
+    return {backend: statistics.median(found) for backend, found in by_backend.items()}
+
+
 def print_per_kind(corpus: Corpus, results: list[dict]) -> None:
-    """ms per file by kind: each one-worker run (from its log) beside its ceiling pass."""
+    """ms per file by kind: each one-worker run (from its log) beside its ceiling passes, and
+    per backend the median ratio of the runs with fitsverify."""
     single = [r for r in results if r["workers"] == 1 and r["per_kind"]]
+    backends = list(dict.fromkeys(r["backend"] for r in single if r["fitsverify"]))
     kinds = corpus.kinds
     headers = ["kind", "files", "mean kB"]
     for r in single:
         label = {"sqlite": "sq", "postgresql": "pg"}.get(r["backend"], r["backend"])
         label += "" if r["fitsverify"] else " no-fv"
         headers += [f"{label} ceil", f"{label} ms", f"{label} ratio"]
+    headers += [f"{b} median ratio" for b in backends]
     headers.append("note")
     rows = []
     for kind, count in kinds.items():
@@ -397,24 +423,22 @@ def print_per_kind(corpus: Corpus, results: list[dict]) -> None:
             ceil_ms = r["ceiling"]["per_kind"].get(kind, 0.0) / count * 1000
             ms = r["per_kind"].get(kind, 0.0) / count * 1000
             row += [fmt(ceil_ms, 1), fmt(ms, 1), ratio(ceil_ms, ms)]
-        if kind in SMALL_PLAIN:
-            met = all(
-                r["per_kind"].get(kind, 0.0)
-                and r["ceiling"]["per_kind"].get(kind, 0.0) / r["per_kind"][kind] >= 0.35
-                for r in single
-                if r["fitsverify"]
-            )
-            row.append("target >= 0.35: " + ("met" if met else "MISSED"))
+        medians = kind_medians(single, kind)
+        row += [fmt(medians.get(b), 2) for b in backends]
+        if kind in SMALL_PLAIN and "postgresql" in medians:  # the target is PostgreSQL's
+            met = medians["postgresql"] >= 0.35
+            row.append("target (pg) >= 0.35: " + ("met" if met else "MISSED"))
         else:
             row.append("")
         rows.append(row)
     end = [END_OF_QUEUE, "", ""]
     for r in single:
         end += ["", fmt(r["per_kind"].get(END_OF_QUEUE, 0.0) * 1000, 1), ""]
-    rows.append([*end, "once a run, not per file"])
+    rows.append([*end, *([""] * len(backends)), "once a run, not per file"])
     print_table(
         "Per kind of file, one worker: ceiling ms per file, worker ms per file (claim to next "
-        "claim, from its log; the last file's ends at its outcome line), ratio",
+        "claim, from its log; the last file's ends at its outcome line), ratio; the target is "
+        "judged on the median of the runs",
         headers,
         rows,
     )
@@ -541,6 +565,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "with one worker (0: skip that corpus)",
     )
     parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="one-worker runs of the small corpus, each on a fresh database; the per-kind table "
+        "shows each and judges the target on their median (a kind of 34 files is measured over "
+        "some 0.15 s, and a shared machine's speed drifts within seconds)",
+    )
+    parser.add_argument(
         "--skip-main",
         action="store_true",
         help="skip the main corpus (only the small one; --profile then profiles the small one)",
@@ -615,7 +647,7 @@ def print_ingest_table(corpus: Corpus, results: list[dict], target: str) -> None
             if target == "ratio":
                 note = "target >= 0.50: " + ("met" if rate / ceiling_rate >= 0.5 else "MISSED")
             else:
-                note = "target >= 100 files/s: " + ("met" if rate >= 100 else "MISSED")
+                note = ">= 100 files/s" if rate >= 100 else "< 100 files/s"
         rows.append(
             [
                 r["backend"],
@@ -652,6 +684,19 @@ def print_ingest_table(corpus: Corpus, results: list[dict], target: str) -> None
         ],
         rows,
     )
+    if target == "rate":
+        for backend in dict.fromkeys(r["backend"] for r in results):
+            rates = [
+                n / r["seconds"]
+                for r in results
+                if r["backend"] == backend and r["workers"] == 1 and r["fitsverify"]
+            ]
+            if rates:
+                median = statistics.median(rates)
+                print(
+                    f"  {backend}, one worker: median of {len(rates)} runs {median:.1f} files/s; "
+                    "target >= 100 files/s: " + ("met" if median >= 100 else "MISSED")
+                )
     print_per_kind(corpus, results)
 
 
@@ -681,7 +726,7 @@ def run(args: argparse.Namespace, backends: list[str], scratch: Path) -> int:
         describe_corpus(small, "small corpus", built)
         ceiling_pass(small)
         small_dir = scratch / "small"
-        variants = [(1, True), *fitsverify_off]
+        variants = [(1, True)] * max(1, args.repeat) + fitsverify_off
         results = [r for b in backends for r in ingest_rows(b, small, small_dir, variants)]
         print_ingest_table(small, results, "rate")
 
