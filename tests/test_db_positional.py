@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime, time, timedelta, timezone
 
 import pytest
 from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
     DateTime,
+    Float,
     Integer,
     String,
+    Time,
     bindparam,
     cast,
     event,
@@ -60,6 +65,133 @@ def test_values_are_adapted_by_the_driver(pg_engine: Engine) -> None:
     with pg_engine.connect() as conn:
         row = execute_positional(conn, statement, {"n": 21, "s": "it's 100%", "t": stamp})
     assert row is not None and tuple(row) == (42, "it's 100%", stamp)
+
+
+# One parameter of each kind sent as text, cast as ingest casts its values.
+KINDS = {
+    "i": Integer(),
+    "big": BigInteger(),
+    "f": Float(),
+    "b": Boolean(),
+    "ts": DateTime(),
+    "tz": DateTime(timezone=True),
+    "d": Date(),
+    "t": Time(),
+    "s": String(),
+}
+ZONE = timezone(timedelta(hours=-3))
+STAMP = datetime(2026, 12, 3, 1, 2, 3, 456789)
+CASES = [
+    {
+        "i": 1,
+        "big": 2**40,
+        "f": 1.5,
+        "b": True,
+        "ts": STAMP,
+        "tz": STAMP.replace(tzinfo=ZONE),
+        "d": date(2026, 12, 3),
+        "t": time(1, 2, 3, 456789),
+        "s": "it's 100%",
+    },
+    {
+        "i": -40000,
+        "big": -5,
+        "f": 1e-300,
+        "b": False,
+        "ts": None,
+        "tz": STAMP,
+        "d": None,
+        "t": time(23, 59, 59),
+        "s": "",
+    },
+    # an int where a float goes; a float where an int goes and a timestamp with a zone where
+    # one without goes (both left to the driver: the cast converts them)
+    {
+        "i": 2.5,
+        "big": None,
+        "f": 7,
+        "b": None,
+        "ts": STAMP.replace(tzinfo=ZONE),
+        "tz": None,
+        "d": date(1, 1, 1),
+        "t": None,
+        "s": None,
+    },
+    {
+        "i": None,
+        "big": 0,
+        "f": float("inf"),
+        "b": True,
+        "ts": STAMP,
+        "tz": STAMP,
+        "d": date(9999, 12, 31),
+        "t": time(0, 0),
+        "s": "x",
+    },
+    {
+        "i": 0,
+        "big": 1,
+        "f": float("-inf"),
+        "b": False,
+        "ts": STAMP,
+        "tz": STAMP,
+        "d": None,
+        "t": None,
+        "s": "y",
+    },
+    {
+        "i": 0,
+        "big": 1,
+        "f": float("nan"),
+        "b": False,
+        "ts": None,
+        "tz": None,
+        "d": None,
+        "t": None,
+        "s": None,
+    },
+    {
+        "i": 0,
+        "big": 1,
+        "f": -0.0,
+        "b": False,
+        "ts": None,
+        "tz": None,
+        "d": None,
+        "t": None,
+        "s": None,
+    },
+]
+
+
+def _kinds_select():  # type: ignore[no-untyped-def]
+    return select(*(cast(bindparam(n, type_=t), t).label(n) for n, t in KINDS.items()))
+
+
+@pytest.mark.parametrize("values", CASES)
+def test_each_value_arrives_as_the_driver_would_have_sent_it(
+    pg_engine: Engine, values: dict
+) -> None:
+    statement = _kinds_select()
+    with pg_engine.connect() as conn:
+        expected = conn.execute(statement, values).one()
+        row = execute_positional(conn, positional(statement), values)
+    assert row is not None
+    assert [repr(v) for v in row] == [repr(v) for v in expected]  # nan, -0.0 and zones too
+
+
+def test_a_statement_is_prepared_once_whatever_its_values_types(pg_engine: Engine) -> None:
+    """psycopg prepares a statement per combination of its parameters' types, which it takes
+    from the values: ints of three sizes and None would make three, none executed five times."""
+    statement = positional(_kinds_select())
+    with pg_engine.connect() as conn:
+        for values in CASES * 2:
+            execute_positional(conn, statement, values)
+        prepared = conn.execute(
+            text("SELECT count(*) FROM pg_prepared_statements WHERE statement = :sql"),
+            {"sql": statement.sql},
+        ).scalar()
+    assert prepared == 1
 
 
 def test_errors_are_sqlalchemys_and_the_transaction_is_the_connections(
