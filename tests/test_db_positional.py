@@ -128,39 +128,10 @@ CASES = [
         "t": time(0, 0),
         "s": "x",
     },
-    {
-        "i": 0,
-        "big": 1,
-        "f": float("-inf"),
-        "b": False,
-        "ts": STAMP,
-        "tz": STAMP,
-        "d": None,
-        "t": None,
-        "s": "y",
-    },
-    {
-        "i": 0,
-        "big": 1,
-        "f": float("nan"),
-        "b": False,
-        "ts": None,
-        "tz": None,
-        "d": None,
-        "t": None,
-        "s": None,
-    },
-    {
-        "i": 0,
-        "big": 1,
-        "f": -0.0,
-        "b": False,
-        "ts": None,
-        "tz": None,
-        "d": None,
-        "t": None,
-        "s": None,
-    },
+    *(
+        dict.fromkeys(KINDS) | {"i": 0, "big": 1, "f": f, "b": False}
+        for f in (float("-inf"), float("nan"), -0.0)
+    ),
 ]
 
 
