@@ -20,7 +20,7 @@ then for SQLite and PostgreSQL (a schema of its own, created and dropped):
   millisecond timestamps of its log).
 * the small corpus (``--small`` generated files beside the real ones) is run ``--repeat``
   times (3), each on a fresh database: a kind of 34 files is measured over some 0.15 s, so its
-  targets (>= 100 files/s; astropy's and GMOS's files >= 0.35 of their ceiling on PostgreSQL)
+  targets on PostgreSQL (>= 100 files/s; astropy's and GMOS's files >= 0.35 of their ceiling)
   are judged on the median of the runs, each run printed beside it.
 
 Then the time to queue ``--bulk`` (100,000) empty files with FITS names with the real
@@ -693,9 +693,10 @@ def print_ingest_table(corpus: Corpus, results: list[dict], target: str) -> None
             ]
             if rates:
                 median = statistics.median(rates)
+                verdict = "met" if median >= 100 else "MISSED"
                 print(
-                    f"  {backend}, one worker: median of {len(rates)} runs {median:.1f} files/s; "
-                    "target >= 100 files/s: " + ("met" if median >= 100 else "MISSED")
+                    f"  {backend}, one worker: median of {len(rates)} runs {median:.1f} files/s"
+                    + (f"; target >= 100 files/s: {verdict}" if backend == "postgresql" else "")
                 )
     print_per_kind(corpus, results)
 
