@@ -19,7 +19,7 @@ then for SQLite and PostgreSQL (a schema of its own, created and dropped):
   worker: >= 0.50). A second table splits both by kind of file (the worker's share from the
   millisecond timestamps of its log).
 * the small corpus (``--small`` generated files beside the real ones) is run ``--repeat``
-  times (3), each on a fresh database: a kind of 34 files is measured over some 0.15 s, so its
+  times (5), each on a fresh database: a kind of 34 files is measured over some 0.15 s, so its
   targets on PostgreSQL (>= 100 files/s; astropy's and GMOS's files >= 0.35 of their ceiling)
   are judged on the median of the runs, each run printed beside it.
 
@@ -567,7 +567,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--repeat",
         type=int,
-        default=3,
+        default=5,
         help="one-worker runs of the small corpus, each on a fresh database; the per-kind table "
         "shows each and judges the target on their median (a kind of 34 files is measured over "
         "some 0.15 s, and a shared machine's speed drifts within seconds)",
