@@ -436,7 +436,8 @@ def _read_and_record(
         )
     ahead = prepared.contents if prepared is not None else None
     if ahead is not None and ahead.usable_for(filename, path, stat):
-        # checked stable when it was read, and ``stat``, taken since, is still the one read at
+        # checked stable when it was read, and ``stat``, taken since, is still the stat it was
+        # read at (``usable_for``): no second check
         read: FileRead | IngestResult = ahead.read
         if previous is not None and ahead.read.digest.file_md5 == previous.md5:
             read = _md5_unchanged(session, config, filename, path, stat, previous) or read
@@ -746,10 +747,11 @@ def _record(
             if cut:
                 if written is None:  # nothing was written: the interruption stands
                     raise cut[0]
+                assert after is not None  # only a read-ahead of it is cut
                 _log.warning(
                     "%s: reading %s ahead was cut short (%s); its own ingest reads it",
                     describe(path, filename),
-                    describe(after.path, after.filename) if after else "",
+                    describe(after.path, after.filename),
                     cut[0],
                 )
             if written is not None:
