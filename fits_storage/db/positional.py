@@ -114,12 +114,13 @@ def _sent(kind: str | None, value: Any) -> Any:
         return float.__repr__(value)
     if kind_of is bool and kind == "bool":
         return "true" if value else "false"
-    if kind_of is datetime and kind.startswith("datetime"):
-        if value.tzinfo is None or kind == "datetime with zone":
-            return value.isoformat()
-    elif (kind_of is date and kind == "date") or (kind_of is time and kind == "time"):
-        if kind_of is date or value.tzinfo is None:
-            return value.isoformat()
+    naive = getattr(value, "tzinfo", None) is None
+    if (
+        (kind_of is datetime and (kind == "datetime with zone" or (kind == "datetime" and naive)))
+        or (kind_of is date and kind == "date")
+        or (kind_of is time and kind == "time" and naive)
+    ):
+        return value.isoformat()
     return value
 
 
